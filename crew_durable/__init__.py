@@ -1,0 +1,35 @@
+"""crew_durable: durable crewAI agents and crews on DBOS.
+
+Every LLM completion and every opted-in tool call of a wrapped agent is a
+DBOS step checkpointed to the system database (Postgres, or SQLite by
+default); a crew or task run interrupted by a crash resumes where it
+stopped, without paying for any finished step twice.
+"""
+
+from crew_durable._agent import DBOSAgent
+from crew_durable._config import dbos_config
+from crew_durable._errors import (
+    CrewDurableError,
+    InvalidNameError,
+    NotDefinedError,
+    NotRecoverableError,
+    RecordedError,
+)
+from crew_durable._executor import DurableAgentExecutor
+from crew_durable._llm import DBOSLLM
+from crew_durable._registry import LateDefinitionWarning
+from crew_durable._step_config import StepConfig
+
+__all__ = [
+    "CrewDurableError",
+    "DBOSAgent",
+    "DBOSLLM",
+    "DurableAgentExecutor",
+    "InvalidNameError",
+    "LateDefinitionWarning",
+    "NotDefinedError",
+    "NotRecoverableError",
+    "RecordedError",
+    "StepConfig",
+    "dbos_config",
+]

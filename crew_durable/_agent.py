@@ -1,0 +1,113 @@
+"""DBOSAgent: a crewAI agent whose task runs are DBOS workflows."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from crewai import Agent
+from pydantic import Field, model_validator
+from typing_extensions import Self
+
+from crew_durable import _registry
+from crew_durable._executor import DurableAgentExecutor
+from crew_durable._llm import DBOSLLM, fresh
+from crew_durable._step_config import StepConfig
+
+# Fields of the original agent that describe a run in progress, not the agent.
+_RUNTIME_FIELDS = frozenset({"id", "agent_executor", "executor_class", "crew", "tools_handler", "cache_handler"})
+
+_copying: ContextVar[bool] = ContextVar("crew_durable_copying", default=False)
+
+
+class DBOSAgent(Agent):
+    """A durable crewAI agent: each ``execute_task`` / ``aexecute_task`` is a DBOS workflow.
+
+    Build it from an existing agent; it goes anywhere an ``Agent`` goes
+    (``Task(agent=...)``, ``Crew(agents=[...])``). Every completion of its LLM
+    and function-calling LLM is a step; tools are steps when they are
+    ``@DBOS.step`` functions. ``agent_name`` names the workflows and steps in
+    the database and is how a process recovering a run finds this agent, so
+    it must be unique and stable, and the agent must be defined before
+    ``DBOS.launch()``.
+    """
+
+    agent_name: str = Field(description="Unique, stable name of this durable agent.")
+    llm_step_config: StepConfig | None = Field(default=None, description="Retries of LLM completions.")
+    function_calling_llm_step_config: StepConfig | None = Field(
+        default=None, description="Retries of function-calling LLM completions."
+    )
+
+    def __init__(
+        self,
+        *,
+        agent_name: str,
+        orig_agent: Agent | None = None,
+        llm_step_config: StepConfig | None = None,
+        function_calling_llm_step_config: StepConfig | None = None,
+        **fields: Any,
+    ) -> None:
+        _registry.check_name("DBOSAgent", agent_name)
+        if orig_agent is not None:
+            if not isinstance(orig_agent, Agent):
+                raise TypeError(
+                    f"DBOSAgent(orig_agent=...) takes a crewai.Agent, got {type(orig_agent).__name__}."
+                )
+            fields = {**_fields_of(orig_agent), **fields}
+        fields.pop("executor_class", None)
+        super().__init__(
+            agent_name=agent_name,
+            llm_step_config=llm_step_config,
+            function_calling_llm_step_config=function_calling_llm_step_config,
+            executor_class=DurableAgentExecutor,
+            **fields,
+        )
+        if not _copying.get():
+            _registry.register_agent(agent_name, self)
+
+    @model_validator(mode="after")
+    def _make_llms_durable(self) -> Self:
+        """Wrap the LLMs so each completion is a step (idempotent: validators can re-run)."""
+        if self.llm is not None and not _is_wrapper_of(self.llm, self.agent_name, "llm"):
+            self.llm = DBOSLLM.around(self.llm, f"{self.agent_name}.llm", self.llm_step_config)
+        fc_llm = self.function_calling_llm
+        if fc_llm is not None and not _is_wrapper_of(fc_llm, self.agent_name, "function_calling_llm"):
+            self.function_calling_llm = DBOSLLM.around(
+                fc_llm,
+                f"{self.agent_name}.function_calling_llm",
+                self.function_calling_llm_step_config,
+                role="function_calling_llm",
+            )
+        return self
+
+    def copy(self) -> Self:  # type: ignore[override]
+        """A copy (``Crew.copy``, ``kickoff_for_each``) that shares this agent's name.
+
+        A copy is a view of the same durable agent: its runs are recorded
+        under the same name, and a recovering process resumes them with the
+        registered agent. It is not registered itself, and its LLM wrappers
+        count usage from zero.
+        """
+        token = _copying.set(True)
+        try:
+            copied = super().copy()
+        finally:
+            _copying.reset(token)
+        copied.llm = fresh(copied.llm)
+        copied.function_calling_llm = fresh(copied.function_calling_llm)
+        return copied
+
+
+def _fields_of(agent: Agent) -> dict[str, Any]:
+    """The fields the user set on ``agent``, with the objects they set (not copies).
+
+    The LLMs and tools are always taken as they are on the agent, so the
+    durable agent talks to the very same LLM objects and tools.
+    """
+    names = (agent.model_fields_set | {"llm", "function_calling_llm", "tools"}) - _RUNTIME_FIELDS
+    return {name: getattr(agent, name) for name in names}
+
+
+def _is_wrapper_of(llm: Any, agent_name: str, role: str) -> bool:
+    return isinstance(llm, DBOSLLM) and llm.step_name == f"{agent_name}.{role}"
+

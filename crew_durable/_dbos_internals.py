@@ -1,0 +1,95 @@
+"""The few places crew_durable reaches below DBOS's public API, kept together.
+
+DBOS 3.x has no public way to ask whether it has launched, nor to give a
+thread a private, fixed range of step ids inside a workflow. Both are
+needed (late-definition warnings; deterministic step ids for work crewAI
+runs in threads), and both are small. ``tests/test_dbos_internals.py`` pins
+this module's assumptions so a DBOS upgrade that breaks them fails loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dbos import _dbos
+from dbos._context import DBOSContext, _dbos_context_var, get_local_dbos_context
+
+
+def dbos_launched() -> bool:
+    """Whether ``DBOS.launch()`` has run in this process."""
+    instance = _dbos._dbos_global_instance
+    return bool(instance is not None and instance._launched)
+
+
+class _StepIdRange(DBOSContext):
+    """A workflow context confined to a reserved range of step ids.
+
+    Every DBOS operation (step, child workflow, send, sleep) takes its id by
+    incrementing ``function_id``; this context refuses to go past the end of
+    its range instead of silently taking an id that belongs to a sibling.
+    """
+
+    limit: int
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "function_id" and value > getattr(self, "limit", value):
+            raise StepRangeExhaustedError(
+                "Work that crewAI runs in a thread inside a durable run (a parallel "
+                f"tool call, an async task) used more than its {RANGE_SIZE} reserved "
+                "step ids. Wrap that work in a @DBOS.workflow so its steps live in a "
+                "child workflow of their own."
+            )
+        super().__setattr__(name, value)
+
+
+class StepRangeExhaustedError(RuntimeError):
+    """A thread inside a durable run took more step ids than it reserved."""
+
+
+RANGE_SIZE = 100
+"""Step ids reserved for each piece of work a durable run hands to a thread."""
+
+
+def reserve_step_ranges(count: int) -> list[DBOSContext] | None:
+    """Reserve ``count`` consecutive ranges of step ids in the current workflow.
+
+    Returns one context per range, in order, or ``None`` outside a workflow.
+    Work run under range ``i`` takes ids ``base + i * RANGE_SIZE + 1`` onwards,
+    whatever the order in which threads get scheduled, so a recovered run
+    replays every step at the id it was recorded under.
+    """
+    ctx = get_local_dbos_context()
+    if ctx is None or not ctx.is_workflow():
+        return None
+    base = ctx.function_id
+    ctx.function_id = base + count * RANGE_SIZE
+    ranges: list[DBOSContext] = []
+    for index in range(count):
+        scoped = _StepIdRange()
+        scoped.__dict__.update(ctx.create_child(is_for_workflow=False).__dict__)
+        scoped.workflow_id = ctx.workflow_id
+        scoped.executor_id = ctx.executor_id
+        scoped.app_id = ctx.app_id
+        scoped.shard_key = ctx.shard_key
+        scoped.owner_xid = ctx.owner_xid
+        scoped.workflow_deadline_epoch_ms = ctx.workflow_deadline_epoch_ms
+        scoped.serialization_type = ctx.serialization_type
+        scoped.limit = base + (index + 1) * RANGE_SIZE
+        scoped.function_id = base + index * RANGE_SIZE
+        ranges.append(scoped)
+    return ranges
+
+
+@contextmanager
+def running_in(scoped: DBOSContext | None) -> Iterator[None]:
+    """Make ``scoped`` the current thread's DBOS context for a block."""
+    if scoped is None:
+        yield
+        return
+    token = _dbos_context_var.set(scoped)
+    try:
+        yield
+    finally:
+        _dbos_context_var.reset(token)

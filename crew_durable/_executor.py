@@ -1,0 +1,270 @@
+"""The durable agent executor: each agent run is a DBOS workflow.
+
+``DurableAgentExecutor`` is the ``executor_class`` of every ``DBOSAgent``.
+crewAI creates one per agent and reuses it across tasks; its ``invoke``
+does not run the agent loop itself but describes the run as plain JSON and
+calls the ``crew_durable.agent_run`` workflow with that description. The
+workflow runs the loop on an executor of its own: built from the live
+executor's objects when the caller is in this process, or rebuilt from the
+JSON and the registry of named agents when DBOS recovers the run in a new
+process. Either way the same code runs the same loop, and every completion
+inside it is a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, ClassVar
+
+from crewai.agents.agent_executor import AgentExecutor
+from crewai.flow.flow_definition import FlowDefinition
+from crewai.task import Task
+from crewai.utilities.agent_utils import (
+    get_tool_names,
+    is_inside_event_loop,
+    parse_tools,
+    render_text_description_and_args,
+)
+from crewai.utilities.prompts import StandardPromptResult, SystemPromptResult
+from crewai.utilities.token_counter_callback import TokenCalcHandler
+from dbos import DBOS, WorkflowSerializationFormat
+from dbos._context import DBOSContext
+from pydantic import PrivateAttr
+
+from crew_durable import _registry, _tools, _usage
+from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in
+from crew_durable._errors import CrewDurableError, from_workflow_error
+from crew_durable._llm import fresh
+from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
+
+_launching: ContextVar[DurableAgentExecutor | None] = ContextVar("crew_durable_launching", default=None)
+
+_SETTINGS = ("max_iter", "respect_context_window", "use_better_compaction", "log_error_after")
+_MESSAGE_KEYS = ("role", "content", "tool_call_id", "name", "tool_calls")
+
+
+class DurableAgentExecutor(AgentExecutor):
+    """crewAI's ``AgentExecutor`` whose ``invoke`` runs as a DBOS workflow."""
+
+    # A crewAI Flow builds its definition from the class's own __dict__; without
+    # this a subclass would have no start method and end with no answer.
+    _flow_definition: ClassVar[FlowDefinition | None] = AgentExecutor.flow_definition()
+
+    _step_ranges: dict[int, DBOSContext | None] = PrivateAttr(default_factory=dict)
+
+    def invoke(self, inputs: dict[str, Any]) -> Any:
+        if is_inside_event_loop():
+            return self.invoke_async(inputs)
+        spec = self._describe_run(inputs)
+        try:
+            with _launched_by(self):
+                outcome = _agent_run(spec)
+        except Exception as error:
+            raise from_workflow_error(error) from None
+        return self._adopt(outcome)
+
+    async def invoke_async(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        spec = self._describe_run(inputs)
+        try:
+            with _launched_by(self):
+                outcome = await _agent_run_async(spec)
+        except Exception as error:
+            raise from_workflow_error(error) from None
+        return self._adopt(outcome)
+
+    # -- parallel native tool calls: a fixed range of step ids per call ------
+
+    def _should_parallelize_native_tool_calls(self, tool_calls: list[Any]) -> bool:
+        """Reserve step ids for a parallel batch, in the model's order of the calls.
+
+        crewAI runs the calls of one response in a thread pool, so their steps
+        would otherwise be numbered in whatever order the threads reach them.
+        """
+        parallel = super()._should_parallelize_native_tool_calls(tool_calls)
+        if parallel:
+            ranges = reserve_step_ranges(len(tool_calls))
+            if ranges is not None:
+                self._step_ranges.update(zip(map(id, tool_calls), ranges, strict=True))
+        return parallel
+
+    def _execute_single_native_tool_call(self, tool_call: Any) -> dict[str, Any]:
+        with running_in(self._step_ranges.pop(id(tool_call), None)):
+            return super()._execute_single_native_tool_call(tool_call)
+
+    # -- launcher side ------------------------------------------------------
+
+    def _describe_run(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Everything a new process needs to run this agent run again, as JSON."""
+        if not dbos_launched():
+            raise CrewDurableError(
+                f"Agent {_agent_name(self)!r} runs each task as a DBOS workflow: configure "
+                "DBOS(config=...) and call DBOS.launch() before running it."
+            )
+        spec = {
+            "agent": _agent_name(self),
+            "crew": _registry.crew_in_progress.get(),
+            "task": _task_to_json(self.task),
+            "inputs": inputs,
+            "prompt": _prompt_to_json(self.prompt),
+            "stop_words": list(self.stop_words),
+            "tools": _tools.describe(self.original_tools, self.agent),
+            "response_model": model_path(self.response_model) if self.response_model else None,
+            "settings": {name: getattr(self, name) for name in _SETTINGS},
+        }
+        dumps(spec, f"The inputs of agent {_agent_name(self)!r}'s run")
+        return spec
+
+    def _adopt(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Take a finished run's outcome as if this executor had run it."""
+        self.state.messages = list(outcome["messages"])
+        usage = outcome["usage"]
+        for llm, role in ((self.llm, "llm"), (self.function_calling_llm, "function_calling_llm")):
+            if llm is not None and role in usage:
+                _usage.add_to_counters(llm, usage[role])
+        _usage.report_child(usage["total"])
+        return {"output": value_from_json(outcome["output"])}
+
+    # -- workflow side ------------------------------------------------------
+
+    def _fork(self) -> DurableAgentExecutor:
+        """A fresh executor with this one's configuration, for one run in this process."""
+        return _build(
+            self.agent,
+            task=self.task,
+            crew=self.crew,
+            raw_tools=list(self.original_tools),
+            prompt=self.prompt,
+            stop_words=list(self.stop_words),
+            response_model=self.response_model,
+            settings={name: getattr(self, name) for name in _SETTINGS},
+            callbacks=list(self.callbacks),
+        )
+
+
+@contextmanager
+def _launched_by(executor: DurableAgentExecutor) -> Iterator[None]:
+    token = _launching.set(executor)
+    try:
+        yield
+    finally:
+        _launching.reset(token)
+
+
+@DBOS.workflow(name="crew_durable.agent_run", serialization_type=WorkflowSerializationFormat.PORTABLE)
+def _agent_run(spec: dict[str, Any]) -> dict[str, Any]:
+    """One agent run (one ``execute_task``), as a workflow."""
+    executor = _executor_for(spec)
+    with _usage.collecting_run_usage() as usage:
+        result = AgentExecutor.invoke(executor, spec["inputs"])
+    return _outcome(spec, executor, result, usage)
+
+
+@DBOS.workflow(
+    name="crew_durable.agent_run_async", serialization_type=WorkflowSerializationFormat.PORTABLE
+)
+async def _agent_run_async(spec: dict[str, Any]) -> dict[str, Any]:
+    """One agent run started from async code (``aexecute_task``), as a workflow."""
+    executor = _executor_for(spec)
+    with _usage.collecting_run_usage() as usage:
+        result = await AgentExecutor.invoke_async(executor, spec["inputs"])
+    return _outcome(spec, executor, result, usage)
+
+
+def _executor_for(spec: dict[str, Any]) -> DurableAgentExecutor:
+    """The executor this run uses: forked from a live caller, or rebuilt for recovery."""
+    live = _launching.get()
+    if live is not None and _agent_name(live) == spec["agent"]:
+        _launching.set(None)
+        return live._fork()
+    agent = _registry.agent(spec["agent"])
+    crew = _registry.crew(spec["crew"]).crew if spec["crew"] else None
+    return _build(
+        agent,
+        task=_task_from_json(spec["task"], agent),
+        crew=crew,
+        raw_tools=_tools.resolve(spec["tools"], agent),
+        prompt=_prompt_from_json(spec["prompt"]),
+        stop_words=spec["stop_words"],
+        response_model=import_model(spec["response_model"]) if spec["response_model"] else None,
+        settings=spec["settings"],
+        callbacks=[TokenCalcHandler(agent._token_process)],
+    )
+
+
+def _build(agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any) -> DurableAgentExecutor:
+    tools = parse_tools(raw_tools)
+    executor = DurableAgentExecutor(
+        llm=fresh(agent.llm),
+        function_calling_llm=fresh(agent.function_calling_llm),
+        agent=agent,
+        tools=tools,
+        original_tools=raw_tools,
+        tools_names=get_tool_names(tools),
+        tools_description=render_text_description_and_args(tools),
+        tools_handler=agent.tools_handler,
+        step_callback=agent.step_callback,
+        request_within_rpm_limit=agent._rpm_controller.check_or_wait if agent._rpm_controller else None,
+        **{name: value for name, value in settings.items() if name != "use_better_compaction"},
+        **fields,
+    )
+    executor.use_better_compaction = settings["use_better_compaction"]
+    return executor
+
+
+
+def _outcome(
+    spec: dict[str, Any], executor: AgentExecutor, result: dict[str, Any], usage: _usage.RunUsage
+) -> dict[str, Any]:
+    outcome = {
+        "output": value_to_json(result["output"]),
+        "messages": [
+            {key: message[key] for key in _MESSAGE_KEYS if key in message}
+            for message in executor.state.messages
+        ],
+        "usage": usage.as_json(),
+    }
+    dumps(outcome, f"The output of agent {spec['agent']!r}'s run")
+    return outcome
+
+
+def _agent_name(executor: AgentExecutor) -> str:
+    name = getattr(executor.agent, "agent_name", None)
+    if not isinstance(name, str):
+        raise CrewDurableError(
+            "DurableAgentExecutor runs the agents of DBOSAgent only: wrap the agent with "
+            "DBOSAgent(agent_name=..., orig_agent=agent)."
+        )
+    return name
+
+
+def _prompt_to_json(prompt: SystemPromptResult | StandardPromptResult | None) -> dict[str, Any] | None:
+    if prompt is None:
+        return None
+    return {"system_prompt": isinstance(prompt, SystemPromptResult), **prompt.model_dump()}
+
+
+def _prompt_from_json(data: dict[str, Any] | None) -> SystemPromptResult | StandardPromptResult | None:
+    if data is None:
+        return None
+    fields = {key: value for key, value in data.items() if key != "system_prompt"}
+    return SystemPromptResult(**fields) if data["system_prompt"] else StandardPromptResult(**fields)
+
+
+def _task_to_json(task: Task | None) -> dict[str, Any] | None:
+    if task is None:
+        return None
+    return {
+        "description": task.description,
+        "expected_output": task.expected_output,
+        "name": task.name,
+        "human_input": task.human_input,
+    }
+
+
+def _task_from_json(data: dict[str, Any] | None, agent: Any) -> Task | None:
+    """A stand-in for the run's task, for events and hooks; its output goes nowhere."""
+    if data is None:
+        return None
+    return Task(agent=agent, **data)

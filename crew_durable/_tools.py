@@ -1,0 +1,88 @@
+"""Which tools a run had, recorded so a recovering process can find them again.
+
+A tool object cannot go into the database, so a run records where each of
+its tools came from: the agent's own tools (found again by name on the
+agent the run names), or crewAI's delegation tools (rebuilt from the
+coworkers' names and the role, goal and backstory they had in this run,
+which a crew may have filled in from its inputs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from crewai.agents.agent_builder.base_agent import BaseAgent
+from crewai.tools.agent_tools.agent_tools import AgentTools
+from crewai.tools.agent_tools.base_agent_tools import BaseAgentTool
+from crewai.tools.base_tool import BaseTool
+
+from crew_durable import _registry
+from crew_durable._errors import NotDefinedError
+
+logger = logging.getLogger("crew_durable")
+_warned: set[str] = set()
+
+
+def describe(tools: Sequence[BaseTool], agent: BaseAgent) -> list[dict[str, Any]]:
+    """Record, for each tool of a run, how a recovering process can get it back."""
+    return [_describe(tool, agent) for tool in tools]
+
+
+def _describe(tool: BaseTool, agent: BaseAgent) -> dict[str, Any]:
+    if any(tool is own or tool.name == own.name for own in agent.tools or []):
+        return {"name": tool.name, "source": "agent"}
+    if isinstance(tool, BaseAgentTool) and all(_name_of(a) for a in tool.agents):
+        coworkers = [
+            {"agent": _name_of(a), "role": a.role, "goal": a.goal, "backstory": a.backstory}
+            for a in tool.agents
+        ]
+        return {"name": tool.name, "source": "delegation", "coworkers": coworkers}
+    if tool.name not in _warned:
+        _warned.add(tool.name)
+        logger.warning(
+            "Tool %r was given to agent %r's run but is not one of the agent's tools; a "
+            "process recovering this run could not find it. Pass it in Agent(tools=[...]).",
+            tool.name,
+            _name_of(agent),
+        )
+    return {"name": tool.name, "source": "unknown"}
+
+
+def resolve(descriptions: Sequence[dict[str, Any]], agent: BaseAgent) -> list[BaseTool]:
+    """The tools a recovered run had, rebuilt from their descriptions."""
+    return [_resolve(description, agent) for description in descriptions]
+
+
+def _resolve(description: dict[str, Any], agent: BaseAgent) -> BaseTool:
+    name = description["name"]
+    source = description["source"]
+    if source == "agent":
+        for tool in agent.tools or []:
+            if tool.name == name:
+                return tool
+    elif source == "delegation":
+        coworkers = [_coworker(entry) for entry in description["coworkers"]]
+        for tool in AgentTools(agents=coworkers).tools():
+            if tool.name == name:
+                return tool
+    raise NotDefinedError(
+        f"The recovered run of agent {_name_of(agent)!r} used a tool named {name!r} that "
+        "this process cannot find. Give the tool to the agent (Agent(tools=[...])) in "
+        "every process that may recover its runs."
+    )
+
+
+def _coworker(entry: dict[str, Any]) -> BaseAgent:
+    """A coworker as it was in the run: the named agent with the run's role, goal, backstory."""
+    coworker = _registry.agent(entry["agent"]).copy()
+    coworker.role = entry["role"]
+    coworker.goal = entry["goal"]
+    coworker.backstory = entry["backstory"]
+    return coworker
+
+
+def _name_of(agent: BaseAgent) -> str | None:
+    name = getattr(agent, "agent_name", None)
+    return name if isinstance(name, str) else None

@@ -1,0 +1,1 @@
+"""Test support: cassette replay, subprocess harness, example apps."""

@@ -1,0 +1,1 @@
+"""Developer tooling: the fake OpenAI server and the cassette recorder."""

@@ -1,0 +1,66 @@
+"""Record the project's cassettes against the local fake OpenAI server.
+
+    python -m tools.record_cassettes                 # every scenario of every app
+    python -m tools.record_cassettes calculator      # one app
+    python -m tools.record_cassettes calculator.execute_task
+
+Each scenario of ``tests/support/apps/<app>.py`` runs once, uninterrupted,
+as a durable run on a throwaway SQLite database, while the app's ``brain``
+answers on 127.0.0.1:8765 and vcrpy writes every exchange to
+``cassettes/<app>.<scenario>.yaml`` (authorization headers filtered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.support import env  # noqa: F401  - crewAI telemetry off before crewAI loads
+
+from dbos import DBOS
+
+from crew_durable import dbos_config
+from tests.support.cassettes import CASSETTES, FAKE_PORT, recorder
+from tools.fake_openai import FakeOpenAI
+
+APPS_DIR = Path(__file__).resolve().parents[1] / "tests" / "support" / "apps"
+
+
+def apps() -> list[str]:
+    return sorted(p.stem for p in APPS_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def record(app_name: str, scenario: str) -> None:
+    app = importlib.import_module(f"tests.support.apps.{app_name}")
+    run = app.SCENARIOS[scenario]
+    path = CASSETTES / f"{app_name}.{scenario}.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        DBOS(config=dbos_config("record", f"sqlite:///{tmp}/record.sqlite"))
+        DBOS.launch()
+        server = FakeOpenAI(app.brain, port=FAKE_PORT)
+        try:
+            with recorder(record=True).use_cassette(str(path)):
+                result = asyncio.run(run()) if inspect.iscoroutinefunction(run) else run()
+        finally:
+            server.close()
+            DBOS.destroy(destroy_registry=False)
+    print(f"{path.relative_to(CASSETTES.parent)}: {len(server.requests)} requests -> {result!r}")
+
+
+def main(selection: list[str]) -> None:
+    os.chdir(Path(__file__).resolve().parents[1])
+    wanted = selection or apps()
+    for item in wanted:
+        app_name, _, scenario = item.partition(".")
+        app = importlib.import_module(f"tests.support.apps.{app_name}")
+        for name in [scenario] if scenario else list(app.SCENARIOS):
+            record(app_name, name)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

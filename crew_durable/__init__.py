@@ -8,6 +8,7 @@ stopped, without paying for any finished step twice.
 
 from crew_durable._agent import DBOSAgent
 from crew_durable._config import dbos_config
+from crew_durable._dbos_internals import start_recovery_promptly
 from crew_durable._errors import (
     CrewDurableError,
     InvalidNameError,
@@ -19,6 +20,8 @@ from crew_durable._executor import DurableAgentExecutor
 from crew_durable._llm import DBOSLLM
 from crew_durable._registry import LateDefinitionWarning
 from crew_durable._step_config import StepConfig
+
+start_recovery_promptly()
 
 __all__ = [
     "CrewDurableError",

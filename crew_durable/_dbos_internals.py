@@ -1,20 +1,50 @@
 """The few places crew_durable reaches below DBOS's public API, kept together.
 
-DBOS 3.x has no public way to ask whether it has launched, nor to give a
-thread a private, fixed range of step ids inside a workflow. Both are
-needed (late-definition warnings; deterministic step ids for work crewAI
-runs in threads), and both are small. ``tests/test_dbos_internals.py`` pins
+DBOS 3.x has no public way to ask whether it has launched, to give a
+thread a private, fixed range of step ids inside a workflow, or to start
+recovered workflows sooner than its internal queue's first poll (a second
+after launch). All three are needed (late-definition warnings;
+deterministic step ids for work crewAI runs in threads; recovery that
+starts at once), and all three are small. ``tests/test_dbos_internals.py`` pins
 this module's assumptions so a DBOS upgrade that breaks them fails loudly.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from dbos import _dbos
 from dbos._context import DBOSContext, _dbos_context_var, get_local_dbos_context
+
+
+PROMPT_POLL_SECONDS = 0.05
+"""How often DBOS's internal queue polls during the first seconds after launch."""
+PROMPT_WINDOW_SECONDS = 3.0
+"""How long after launch the internal queue polls that often."""
+
+
+def start_recovery_promptly() -> None:
+    """Make DBOS start the workflows it recovers right after ``DBOS.launch()``.
+
+    On launch DBOS re-enqueues this executor's pending workflows on its
+    internal queue, whose worker first polls one interval (1 s) later. For a
+    few seconds after launch the interval is made short; then DBOS's own
+    default is restored, so an idle process polls no more than before.
+    """
+    registry = _dbos._get_or_create_dbos_registry()
+    queue = registry.get_internal_queue()
+    default = queue._polling_interval_sec
+    queue._polling_interval_sec = min(default, PROMPT_POLL_SECONDS)
+    stop = threading.Event()
+
+    def restore_default() -> None:
+        stop.wait(PROMPT_WINDOW_SECONDS)
+        queue._polling_interval_sec = default
+
+    registry.register_poller(stop, restore_default)
 
 
 def dbos_launched() -> bool:

@@ -1,0 +1,92 @@
+"""Run an app's scenario in a real subprocess that can be killed, and recover it.
+
+    python -m tests.support.harness run APP SCENARIO WORKFLOW_ID [PAUSE_AT_REQUEST]
+    python -m tests.support.harness recover APP SCENARIO WORKFLOW_ID
+
+Both print one JSON line on stdout. The system database comes from
+``$DBOS_SYSTEM_DATABASE_URL``. Every request the cassette answers is logged
+to ``$HARNESS_REQUEST_LOG`` as it happens, so requests made by a process that
+is later killed are still counted. With ``PAUSE_AT_REQUEST`` = n, the process
+writes ``$HARNESS_PAUSE_MARKER`` when the n-th request arrives and blocks
+there, in flight, waiting for the test to kill it.
+"""
+
+from __future__ import annotations
+
+from tests.support import env  # noqa: F401  - before crewAI
+
+import asyncio
+import importlib
+import inspect
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+from vcr.cassette import Cassette
+
+from crew_durable import dbos_config
+from tests.support.cassettes import played, replay
+
+REQUEST_LOG = "HARNESS_REQUEST_LOG"
+PAUSE_MARKER = "HARNESS_PAUSE_MARKER"
+PAUSE_AT_TOOL = "HARNESS_PAUSE_AT_TOOL"
+
+
+def _log_and_maybe_pause(pause_at: int | None) -> None:
+    original = Cassette.play_response
+    count = 0
+
+    def play_response(self: Cassette, request: Any) -> Any:
+        nonlocal count
+        count += 1
+        with open(os.environ[REQUEST_LOG], "a", encoding="utf-8") as log:
+            log.write(f"{time.time():.6f} {request.method} {request.uri}\n")
+        if count == pause_at:
+            pause()
+        return original(self, request)
+
+    Cassette.play_response = play_response  # type: ignore[method-assign]
+
+
+def pause() -> None:
+    """Signal the test that this process reached its kill point, and wait to be killed."""
+    Path(os.environ[PAUSE_MARKER]).write_text(str(os.getpid()))
+    while True:
+        time.sleep(60)
+
+
+def _call(scenario: Callable[[], Any]) -> Any:
+    return asyncio.run(scenario()) if inspect.iscoroutinefunction(scenario) else scenario()
+
+
+def main(argv: list[str]) -> None:
+    mode, app_name, scenario_name, workflow_id, *rest = argv
+    app = importlib.import_module(f"tests.support.apps.{app_name}")
+    scenario = app.SCENARIOS[scenario_name]
+    _log_and_maybe_pause(int(rest[0]) if rest else None)
+    DBOS(config=dbos_config("crew_durable_harness"))
+    with replay(f"{app_name}.{scenario_name}") as cassette:
+        DBOS.launch()  # in recover mode, DBOS resumes the interrupted workflow now
+        report: dict[str, Any] = {"launched_at": time.time()}
+        if mode == "recover":
+            started = time.monotonic()
+            DBOS.retrieve_workflow(workflow_id).get_result(polling_interval_sec=0.05)
+            report["recovery_seconds"] = time.monotonic() - started
+            report["requests_before_call"] = played(cassette)
+        with SetWorkflowID(workflow_id):
+            report["result"] = _call(scenario)
+        report["requests"] = played(cassette)
+        steps = DBOS.list_workflow_steps(workflow_id)
+        report["steps"] = [step["function_name"] for step in steps]
+        report["step_started_at"] = [(step["started_at_epoch_ms"] or 0) / 1000 for step in steps]
+    print(json.dumps(report), flush=True)
+    DBOS.destroy(destroy_registry=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

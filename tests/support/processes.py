@@ -1,0 +1,91 @@
+"""Drive the harness from tests: start, pause, SIGKILL, recover."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support import harness, ledger
+from tests.support.cassettes import ROOT
+from tests.support.databases import Database
+
+
+@dataclass
+class Harness:
+    database: Database
+    directory: Path
+
+    @property
+    def ledger(self) -> Path:
+        return self.directory / "ledger.jsonl"
+
+    @property
+    def request_log(self) -> Path:
+        return self.directory / "requests.log"
+
+    @property
+    def marker(self) -> Path:
+        return self.directory / "paused"
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DBOS_SYSTEM_DATABASE_URL": self.database.url,
+            ledger.ENV: str(self.ledger),
+            harness.REQUEST_LOG: str(self.request_log),
+            harness.PAUSE_MARKER: str(self.marker),
+        }
+
+    def run_until_killed(self, app: str, scenario: str, workflow_id: str, pause_at_request: int) -> None:
+        """Run a scenario, SIGKILL it while its ``pause_at_request``-th request is in flight."""
+        args = ["run", app, scenario, workflow_id, str(pause_at_request)]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.harness", *args],
+            cwd=ROOT,
+            env=self._env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not self.marker.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"harness exited before pausing:\n{process.stderr.read()[-4000:]}")
+            if time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError("harness never reached its kill point")
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        self.marker.unlink()
+
+    def run(self, mode: str, app: str, scenario: str, workflow_id: str) -> dict[str, Any]:
+        completed = subprocess.run(
+            [sys.executable, "-m", "tests.support.harness", mode, app, scenario, workflow_id],
+            cwd=ROOT,
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if completed.returncode != 0:
+            raise AssertionError(f"harness {mode} failed:\n{completed.stderr[-6000:]}")
+        report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+        return report
+
+    def request_times(self) -> list[float]:
+        """When each request was answered, across every process so far, killed ones included."""
+        if not self.request_log.exists():
+            return []
+        return [float(line.split()[0]) for line in self.request_log.read_text().splitlines()]
+
+    def requests(self) -> int:
+        return len(self.request_times())

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from crewai import Agent
+from crewai import Agent, Task
+from crewai.tools.base_tool import BaseTool
+from dbos import DBOS, SetWorkflowID
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
 from crew_durable import _registry
+from crew_durable._dbos_internals import consumed_workflow_id
 from crew_durable._executor import DurableAgentExecutor
 from crew_durable._llm import DBOSLLM, fresh
 from crew_durable._step_config import StepConfig
@@ -18,6 +23,7 @@ from crew_durable._step_config import StepConfig
 _RUNTIME_FIELDS = frozenset({"id", "agent_executor", "executor_class", "crew", "tools_handler", "cache_handler"})
 
 _copying: ContextVar[bool] = ContextVar("crew_durable_copying", default=False)
+_in_task: ContextVar[frozenset[int]] = ContextVar("crew_durable_in_task", default=frozenset())
 
 
 class DBOSAgent(Agent):
@@ -80,6 +86,29 @@ class DBOSAgent(Agent):
             )
         return self
 
+    def execute_task(self, task: Task, context: str | None = None, tools: list[BaseTool] | None = None) -> Any:
+        with _one_task(self):
+            return super().execute_task(task, context, tools)
+
+    async def aexecute_task(
+        self, task: Task, context: str | None = None, tools: list[BaseTool] | None = None
+    ) -> Any:
+        with _one_task(self):
+            return await super().aexecute_task(task, context, tools)
+
+    def _handle_execution_error(
+        self, e: Exception, task: Task, context: str | None, tools: list[BaseTool] | None
+    ) -> Any:
+        """crewAI retries a failed task; each attempt gets an id derived from the first's."""
+        with _retry_workflow_id():
+            return super()._handle_execution_error(e, task, context, tools)
+
+    async def _handle_execution_error_async(
+        self, e: Exception, task: Task, context: str | None, tools: list[BaseTool] | None
+    ) -> Any:
+        with _retry_workflow_id():
+            return await super()._handle_execution_error_async(e, task, context, tools)
+
     def copy(self) -> Self:  # type: ignore[override]
         """A copy (``Crew.copy``, ``kickoff_for_each``) that shares this agent's name.
 
@@ -96,6 +125,45 @@ class DBOSAgent(Agent):
         copied.llm = fresh(copied.llm)
         copied.function_calling_llm = fresh(copied.function_calling_llm)
         return copied
+
+
+@contextmanager
+def _one_task(agent: DBOSAgent) -> Iterator[None]:
+    """Count crewAI's retries per task, not over the agent's lifetime.
+
+    crewAI never resets an agent's failure count, so how often a task is
+    retried would depend on what failed earlier in the process, and a
+    process replaying the task could decide differently from the original.
+    """
+    running = _in_task.get()
+    if id(agent) in running:  # crewAI retrying this agent's task
+        yield
+        return
+    agent._times_executed = 0
+    token = _in_task.set(running | {id(agent)})
+    try:
+        yield
+    finally:
+        _in_task.reset(token)
+
+
+@contextmanager
+def _retry_workflow_id() -> Iterator[None]:
+    """Name a retry's workflow after the attempt before it.
+
+    ``SetWorkflowID`` names only the first workflow started in its block, so
+    crewAI's automatic retries of a failed task would otherwise get random
+    ids, and calling again with the same id would pay for them again. Inside
+    a workflow (a crew), DBOS already derives child ids deterministically.
+    """
+    previous = consumed_workflow_id()
+    if previous is None or DBOS.workflow_id is not None:
+        yield
+        return
+    base, _, number = previous.rpartition("-retry-")
+    retry_id = f"{base}-retry-{int(number) + 1}" if base and number.isdigit() else f"{previous}-retry-1"
+    with SetWorkflowID(retry_id):
+        yield
 
 
 def _fields_of(agent: Agent) -> dict[str, Any]:

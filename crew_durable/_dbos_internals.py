@@ -1,11 +1,12 @@
 """The few places crew_durable reaches below DBOS's public API, kept together.
 
-DBOS 3.x has no public way to ask whether it has launched, to give a
-thread a private, fixed range of step ids inside a workflow, or to start
-recovered workflows sooner than its internal queue's first poll (a second
-after launch). All three are needed (late-definition warnings;
+DBOS 3.x has no public way to ask whether it has launched, to read the id
+a ``SetWorkflowID`` block already gave away, to give a thread a private,
+fixed range of step ids inside a workflow, or to start recovered workflows
+sooner than its internal queue's first poll (a second after launch). Each
+is needed (late-definition warnings; stable ids for crewAI's task retries;
 deterministic step ids for work crewAI runs in threads; recovery that
-starts at once), and all three are small. ``tests/test_dbos_internals.py`` pins
+starts at once), and each is small. ``tests/test_dbos_internals.py`` pins
 this module's assumptions so a DBOS upgrade that breaks them fails loudly.
 """
 
@@ -17,7 +18,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from dbos import _dbos
-from dbos._context import DBOSContext, _dbos_context_var, get_local_dbos_context
+from dbos._context import (
+    DBOSContext,
+    _dbos_context_var,
+    get_local_dbos_context,
+    get_workflow_start_options,
+)
 
 
 PROMPT_POLL_SECONDS = 0.05
@@ -51,6 +57,12 @@ def dbos_launched() -> bool:
     """Whether ``DBOS.launch()`` has run in this process."""
     instance = _dbos._dbos_global_instance
     return bool(instance is not None and instance._launched)
+
+
+def consumed_workflow_id() -> str | None:
+    """The id of the enclosing ``SetWorkflowID`` block, if a workflow already took it."""
+    assigned = get_workflow_start_options().assigned_id
+    return assigned.workflow_id if assigned is not None and assigned.consumed else None
 
 
 class _StepIdRange(DBOSContext):

@@ -25,7 +25,7 @@ from dbos import DBOS
 from pydantic import BaseModel, Field
 
 from crew_durable import _usage
-from crew_durable._errors import RecordedError, unwrap_step_error
+from crew_durable._errors import NotRecoverableError, RecordedError, unwrap_step_error
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
 
@@ -155,10 +155,14 @@ class DBOSLLM(BaseLLM):
     def _options(self) -> Any:
         options = self.step_config.options(self.step_name)
         user_should_retry = options["should_retry"]
-        if user_should_retry is not None:
-            options["should_retry"] = lambda error: user_should_retry(
-                getattr(error, "original", None) or error
-            )
+
+        def should_retry(error: BaseException) -> bool:
+            if isinstance(error, NotRecoverableError):
+                return False  # the same completion would fail to record again
+            live = getattr(error, "original", None) or error
+            return user_should_retry(live) if user_should_retry else True
+
+        options["should_retry"] = should_retry
         return options
 
     def _complete(self, messages: Any, kwargs: dict[str, Any]) -> str:

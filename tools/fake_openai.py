@@ -22,6 +22,15 @@ from typing import Any
 Brain = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+class FakeHTTPError(Exception):
+    """Raised by a brain to answer with an HTTP error, as OpenAI does."""
+
+    def __init__(self, status: int, message: str, error_type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload = {"error": {"message": message, "type": error_type, "code": None, "param": None}}
+
+
 def tool_call(name: str, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
     """One OpenAI function tool call, as a brain returns it."""
     return {
@@ -121,7 +130,10 @@ class FakeOpenAI:
                     return self._send_json(payload)
                 if not self.path.endswith("/chat/completions"):
                     return self._send_json({"error": {"message": f"no route {self.path}"}}, 404)
-                completion = fake.complete(body)
+                try:
+                    completion = fake.complete(body)
+                except FakeHTTPError as error:
+                    return self._send_json(error.payload, error.status)
                 if body.get("stream"):
                     return self._send_stream(completion)
                 return self._send_json(completion)

@@ -45,7 +45,10 @@ def record(app_name: str, scenario: str) -> None:
         server = FakeOpenAI(app.brain, port=FAKE_PORT)
         try:
             with recorder(record=True).use_cassette(str(path)):
-                result = asyncio.run(run()) if inspect.iscoroutinefunction(run) else run()
+                try:
+                    result = asyncio.run(run()) if inspect.iscoroutinefunction(run) else run()
+                except Exception as error:  # a scenario may record a failing run
+                    result = f"{type(error).__name__}: {error}"
         finally:
             server.close()
             DBOS.destroy(destroy_registry=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import sqlite3
 import uuid
@@ -28,21 +30,39 @@ class Database:
                 admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
     def dump(self) -> str:
-        """Every value stored in every table, as text (for the secrets test)."""
+        """Every value stored in every table, as text, base64 payloads decoded.
+
+        DBOS stores pickles base64-encoded, so a secret inside a pickled
+        object would not show in a plain dump; each value is also decoded.
+        """
+        return "\n".join(reveal(value) for value in self._values())
+
+    def _values(self) -> list[object]:
         if self.backend == "sqlite":
             with sqlite3.connect(self.url.removeprefix("sqlite:///")) as connection:
-                return "\n".join(connection.iterdump())
+                tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+                return [v for t in tables for row in connection.execute(f'SELECT * FROM "{t}"') for v in row]
         with psycopg.connect(self.url, autocommit=True) as connection:
             tables = connection.execute(
                 "SELECT table_schema, table_name FROM information_schema.tables "
                 "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
             ).fetchall()
-            rows = [
-                str(row)
+            return [
+                value
                 for schema, table in tables
                 for row in connection.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
+                for value in row
             ]
-        return "\n".join(rows)
+
+
+def reveal(value: object) -> str:
+    """``value`` as text, followed by its base64 decoding when it is base64."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        return text
+    return f"{text}\n{decoded.decode('latin-1')}"
 
 
 def _admin() -> psycopg.Connection:

@@ -2,6 +2,10 @@
 
     python -m tests.support.harness run APP SCENARIO WORKFLOW_ID [PAUSE_AT_REQUEST]
     python -m tests.support.harness recover APP SCENARIO WORKFLOW_ID
+    python -m tests.support.harness orphan - - WORKFLOW_ID
+
+``orphan`` launches DBOS without importing any app, as a deployment that
+dropped the app's agents would, and reports how the recovered run ended.
 
 Both print one JSON line on stdout. The system database comes from
 ``$DBOS_SYSTEM_DATABASE_URL``. Every request the cassette answers is logged
@@ -34,7 +38,7 @@ from tests.support.cassettes import played, replay
 
 REQUEST_LOG = "HARNESS_REQUEST_LOG"
 PAUSE_MARKER = "HARNESS_PAUSE_MARKER"
-PAUSE_AT_TOOL = "HARNESS_PAUSE_AT_TOOL"
+APP_VERSION = "HARNESS_APP_VERSION"
 
 
 def _log_and_maybe_pause(pause_at: int | None) -> None:
@@ -64,12 +68,34 @@ def _call(scenario: Callable[[], Any]) -> Any:
     return asyncio.run(scenario()) if inspect.iscoroutinefunction(scenario) else scenario()
 
 
+def _configure() -> None:
+    version = os.environ.get(APP_VERSION)
+    settings = {"application_version": version} if version else {}
+    DBOS(config=dbos_config("crew_durable_harness", **settings))
+
+
+def orphan(workflow_id: str) -> None:
+    _configure()
+    DBOS.launch()
+    started = time.monotonic()
+    report: dict[str, Any] = {}
+    try:
+        DBOS.retrieve_workflow(workflow_id).get_result(polling_interval_sec=0.05)
+    except Exception as error:
+        report["error"] = f"{type(error).__name__}: {error}"
+    report["seconds"] = time.monotonic() - started
+    print(json.dumps(report), flush=True)
+    DBOS.destroy(destroy_registry=False)
+
+
 def main(argv: list[str]) -> None:
     mode, app_name, scenario_name, workflow_id, *rest = argv
+    if mode == "orphan":
+        return orphan(workflow_id)
     app = importlib.import_module(f"tests.support.apps.{app_name}")
     scenario = app.SCENARIOS[scenario_name]
     _log_and_maybe_pause(int(rest[0]) if rest else None)
-    DBOS(config=dbos_config("crew_durable_harness"))
+    _configure()
     with replay(f"{app_name}.{scenario_name}") as cassette:
         DBOS.launch()  # in recover mode, DBOS resumes the interrupted workflow now
         report: dict[str, Any] = {"launched_at": time.time()}

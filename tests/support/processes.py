@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tests.support.databases import Database
 class Harness:
     database: Database
     directory: Path
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def ledger(self) -> Path:
@@ -41,6 +42,7 @@ class Harness:
             ledger.ENV: str(self.ledger),
             harness.REQUEST_LOG: str(self.request_log),
             harness.PAUSE_MARKER: str(self.marker),
+            **self.env,
         }
 
     def run_until_killed(self, app: str, scenario: str, workflow_id: str, pause_at_request: int) -> None:

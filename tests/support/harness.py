@@ -27,7 +27,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -35,9 +34,9 @@ from vcr.cassette import Cassette
 
 from crew_durable import dbos_config
 from tests.support.cassettes import played, replay
+from tests.support.kill_points import pause
 
 REQUEST_LOG = "HARNESS_REQUEST_LOG"
-PAUSE_MARKER = "HARNESS_PAUSE_MARKER"
 APP_VERSION = "HARNESS_APP_VERSION"
 
 
@@ -55,13 +54,6 @@ def _log_and_maybe_pause(pause_at: int | None) -> None:
         return original(self, request)
 
     Cassette.play_response = play_response  # type: ignore[method-assign]
-
-
-def pause() -> None:
-    """Signal the test that this process reached its kill point, and wait to be killed."""
-    Path(os.environ[PAUSE_MARKER]).write_text(str(os.getpid()))
-    while True:
-        time.sleep(60)
 
 
 def _call(scenario: Callable[[], Any]) -> Any:

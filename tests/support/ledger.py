@@ -33,3 +33,7 @@ def entries(path: Path) -> list[dict[str, Any]]:
 
 def count(path: Path, tool: str) -> int:
     return sum(1 for entry in entries(path) if entry["tool"] == tool)
+
+
+def count_where(path: Path, **fields: Any) -> int:
+    return sum(1 for entry in entries(path) if all(entry.get(k) == v for k, v in fields.items()))

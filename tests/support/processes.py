@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import harness, ledger
+from tests.support import harness, kill_points, ledger
 from tests.support.cassettes import ROOT
 from tests.support.databases import Database
 
@@ -41,23 +42,40 @@ class Harness:
             "DBOS_SYSTEM_DATABASE_URL": self.database.url,
             ledger.ENV: str(self.ledger),
             harness.REQUEST_LOG: str(self.request_log),
-            harness.PAUSE_MARKER: str(self.marker),
+            kill_points.PAUSE_MARKER: str(self.marker),
             **self.env,
         }
 
-    def run_until_killed(self, app: str, scenario: str, workflow_id: str, pause_at_request: int) -> None:
-        """Run a scenario, SIGKILL it while its ``pause_at_request``-th request is in flight."""
-        args = ["run", app, scenario, workflow_id, str(pause_at_request)]
+    def run_until_killed(
+        self,
+        app: str,
+        scenario: str,
+        workflow_id: str,
+        pause_at_request: int | None = None,
+        pause_in_tool: str | None = None,
+        also_wait_for: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Run a scenario and SIGKILL it at its kill point.
+
+        The kill point is the ``pause_at_request``-th request (in flight), or
+        the start of the first call of the tool named ``pause_in_tool``.
+        """
+        args = ["run", app, scenario, workflow_id]
+        if pause_at_request is not None:
+            args.append(str(pause_at_request))
+        env = self._env()
+        if pause_in_tool is not None:
+            env[kill_points.PAUSE_IN_TOOL] = pause_in_tool
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.harness", *args],
             cwd=ROOT,
-            env=self._env(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         deadline = time.monotonic() + 120
-        while not self.marker.exists():
+        while not (self.marker.exists() and also_wait_for()):
             if process.poll() is not None:
                 raise AssertionError(f"harness exited before pausing:\n{process.stderr.read()[-4000:]}")
             if time.monotonic() > deadline:

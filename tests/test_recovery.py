@@ -46,3 +46,19 @@ def test_a_plain_tool_runs_again_when_its_run_is_recovered(system_database: Data
     assert harness.requests() == UNINTERRUPTED_REQUESTS + 1
     assert ledger.count(harness.ledger, "multiplier") == 1
     assert ledger.count(harness.ledger, "adder") == 2
+
+
+def test_a_recorded_provider_error_replays_as_the_same_kind_of_error(
+    system_database: Database, tmp_path: Path
+) -> None:
+    """Killed while summarising: the recovered run must again see a context overflow."""
+    from tests.test_llm import ARCHIVIST_ANSWER
+
+    harness = Harness(system_database, tmp_path)
+    workflow_id = f"archive-{uuid.uuid4()}"
+    harness.run_until_killed("archivist", "execute_task", workflow_id, pause_at_request=2)
+    report = harness.run("recover", "archivist", "execute_task", workflow_id)
+
+    assert report["result"] == ARCHIVIST_ANSWER
+    assert report["steps"] == ["archivist.llm", "archivist.llm"]
+    assert harness.requests() == 2 + 1

@@ -44,12 +44,21 @@ calculator = DBOSAgent(
 )
 
 
-def math_task() -> Task:
-    return Task(
-        description="What is 3 times 4, plus 5?",
-        expected_output="A single number",
-        agent=calculator,
-    )
+streaming_calculator = DBOSAgent(
+    agent_name="streaming_calculator",
+    orig_agent=Agent(
+        role="Calculator",
+        goal="Answer arithmetic questions exactly, using your tools",
+        backstory="You never do arithmetic in your head.",
+        tools=[multiplier, adder],
+        llm=fake_llm(stream=True),
+        verbose=False,
+    ),
+)
+
+
+def math_task(agent: DBOSAgent = calculator) -> Task:
+    return Task(description="What is 3 times 4, plus 5?", expected_output="A single number", agent=agent)
 
 
 def execute_task() -> str:
@@ -60,7 +69,11 @@ async def aexecute_task() -> str:
     return str(await calculator.aexecute_task(math_task()))
 
 
-SCENARIOS = {"execute_task": execute_task, "aexecute_task": aexecute_task}
+def streaming() -> str:
+    return str(streaming_calculator.execute_task(math_task(streaming_calculator)))
+
+
+SCENARIOS = {"execute_task": execute_task, "aexecute_task": aexecute_task, "streaming": streaming}
 
 
 def brain(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""DBOSLLM: what crewAI relies on in the LLM still holds when completions are steps."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from dbos import DBOS, SetWorkflowID
+
+from crew_durable import DBOSLLM, RecordedError
+from tests.support.apps import archivist, text_calculator
+from tests.support.cassettes import played, replay
+from tests.support.databases import Database
+
+
+def test_stop_words_and_the_function_calling_llm_work_inside_steps(launched: Database) -> None:
+    """The model invents "Observation: 999" and a final answer; the stop word cuts it off."""
+    workflow_id = f"react-{uuid.uuid4()}"
+    with replay("text_calculator.execute_task") as cassette, SetWorkflowID(workflow_id):
+        answer = text_calculator.execute_task()
+
+    assert answer == "12"
+    assert played(cassette) == 3
+    steps = DBOS.list_workflow_steps(workflow_id)
+    assert [s["function_name"] for s in steps] == [
+        "text_calculator.llm",
+        "text_calculator.function_calling_llm",
+        "multiplier",
+        "text_calculator.llm",
+    ]
+    first = json.loads(steps[0]["output"])["result"]["value"]
+    assert first.endswith("Action Input: three and four")  # recorded as the provider returned it
+    arguments = json.loads(steps[1]["output"])["result"]
+    assert arguments["kind"] == "model"
+    assert arguments["value"] == {"tool_name": "multiplier", "arguments": {"first_number": 3, "second_number": 4}}
+
+
+def test_the_agent_llms_are_durable_wrappers_of_the_original_llms() -> None:
+    agent = text_calculator.text_calculator
+    assert isinstance(agent.llm, DBOSLLM)
+    assert isinstance(agent.function_calling_llm, DBOSLLM)
+    assert isinstance(agent.llm.wrapped, text_calculator.TextOnlyLLM)
+    assert agent.llm.supports_function_calling() is False
+    assert agent.function_calling_llm.supports_function_calling() is True
+    assert agent.llm.api == "completions"  # provider settings read through
+
+
+def test_a_provider_error_is_recorded_as_data_crewai_still_recognises(launched: Database) -> None:
+    """crewAI tells a context-window overflow by its message, then summarises and goes on."""
+    workflow_id = f"archive-{uuid.uuid4()}"
+    with replay("archivist.execute_task") as cassette, SetWorkflowID(workflow_id):
+        answer = archivist.execute_task()
+
+    assert answer == ARCHIVIST_ANSWER
+    assert played(cassette) == 2
+    overflow, summary = DBOS.list_workflow_steps(workflow_id)
+    assert isinstance(overflow["error"], RecordedError)
+    assert overflow["error"].error_type.endswith("LLMContextLengthExceededError")
+    assert "maximum context length" in str(overflow["error"])
+    assert archivist.SUMMARY in json.loads(summary["output"])["result"]["value"]
+
+
+ARCHIVIST_ANSWER = "Agent completed execution but produced no final output."
+"""What crewAI 1.15.30 answers after summarising on a context overflow (plain crewAI too)."""
+
+
+def test_a_streamed_completion_is_one_step_and_streams_only_when_live(launched: Database) -> None:
+    from crewai.events.event_bus import crewai_event_bus
+    from crewai.events.types.llm_events import LLMStreamChunkEvent
+
+    from tests.support.apps import calculator
+
+    chunks: list[str] = []
+    with crewai_event_bus.scoped_handlers():
+
+        @crewai_event_bus.on(LLMStreamChunkEvent)
+        def collect(source: object, event: LLMStreamChunkEvent) -> None:
+            chunks.append(event.chunk)
+
+        workflow_id = f"stream-{uuid.uuid4()}"
+        with replay("calculator.streaming") as cassette, SetWorkflowID(workflow_id):
+            assert calculator.streaming() == "17"
+        live_chunks = len(chunks)
+        with SetWorkflowID(workflow_id):
+            assert calculator.streaming() == "17"
+
+    assert played(cassette) == 3
+    assert [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)] == [
+        "streaming_calculator.llm",
+        "multiplier",
+        "streaming_calculator.llm",
+        "streaming_calculator.llm",
+    ]
+    assert live_chunks > 0
+    assert len(chunks) == live_chunks  # a recorded completion is not streamed again

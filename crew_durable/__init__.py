@@ -8,6 +8,7 @@ stopped, without paying for any finished step twice.
 
 from crew_durable._agent import DBOSAgent
 from crew_durable._config import dbos_config
+from crew_durable._crew import CrewRunHandle, DBOSCrew
 from crew_durable._dbos_internals import start_recovery_promptly
 from crew_durable._errors import (
     CrewDurableError,
@@ -25,6 +26,8 @@ start_recovery_promptly()
 
 __all__ = [
     "CrewDurableError",
+    "CrewRunHandle",
+    "DBOSCrew",
     "DBOSAgent",
     "DBOSLLM",
     "DurableAgentExecutor",

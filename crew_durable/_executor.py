@@ -109,7 +109,7 @@ class DurableAgentExecutor(AgentExecutor):
             "inputs": inputs,
             "prompt": _prompt_to_json(self.prompt),
             "stop_words": list(self.stop_words),
-            "tools": _tools.describe(self.original_tools, self.agent),
+            "tools": _tools.describe(self.original_tools, self.agent, self.task),
             "response_model": model_path(self.response_model) if self.response_model else None,
             "settings": {name: getattr(self, name) for name in _SETTINGS},
         }
@@ -184,7 +184,7 @@ def _executor_for(spec: dict[str, Any]) -> DurableAgentExecutor:
         agent,
         task=_task_from_json(spec["task"], agent),
         crew=crew,
-        raw_tools=_tools.resolve(spec["tools"], agent),
+        raw_tools=_tools.resolve(spec["tools"], agent, crew),
         prompt=_prompt_from_json(spec["prompt"]),
         stop_words=spec["stop_words"],
         response_model=import_model(spec["response_model"]) if spec["response_model"] else None,

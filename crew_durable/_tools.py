@@ -2,7 +2,8 @@
 
 A tool object cannot go into the database, so a run records where each of
 its tools came from: the agent's own tools (found again by name on the
-agent the run names), or crewAI's delegation tools (rebuilt from the
+agent the run names), the task's own tools (found on the durable crew's
+task with the same key), or crewAI's delegation tools (rebuilt from the
 coworkers' names and the role, goal and backstory they had in this run,
 which a crew may have filled in from its inputs).
 """
@@ -13,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from crewai import Crew, Task
 from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.tools.agent_tools.agent_tools import AgentTools
 from crewai.tools.agent_tools.base_agent_tools import BaseAgentTool
@@ -25,14 +27,16 @@ logger = logging.getLogger("crew_durable")
 _warned: set[str] = set()
 
 
-def describe(tools: Sequence[BaseTool], agent: BaseAgent) -> list[dict[str, Any]]:
+def describe(tools: Sequence[BaseTool], agent: BaseAgent, task: Task | None) -> list[dict[str, Any]]:
     """Record, for each tool of a run, how a recovering process can get it back."""
-    return [_describe(tool, agent) for tool in tools]
+    return [_describe(tool, agent, task) for tool in tools]
 
 
-def _describe(tool: BaseTool, agent: BaseAgent) -> dict[str, Any]:
-    if any(tool is own or tool.name == own.name for own in agent.tools or []):
+def _describe(tool: BaseTool, agent: BaseAgent, task: Task | None) -> dict[str, Any]:
+    if _has(agent.tools, tool):
         return {"name": tool.name, "source": "agent"}
+    if task is not None and _has(task.tools, tool):
+        return {"name": tool.name, "source": "task", "task": task.key}
     if isinstance(tool, BaseAgentTool) and all(_name_of(a) for a in tool.agents):
         coworkers = [
             {"agent": _name_of(a), "role": a.role, "goal": a.goal, "backstory": a.backstory}
@@ -50,18 +54,23 @@ def _describe(tool: BaseTool, agent: BaseAgent) -> dict[str, Any]:
     return {"name": tool.name, "source": "unknown"}
 
 
-def resolve(descriptions: Sequence[dict[str, Any]], agent: BaseAgent) -> list[BaseTool]:
+def resolve(descriptions: Sequence[dict[str, Any]], agent: BaseAgent, crew: Crew | None) -> list[BaseTool]:
     """The tools a recovered run had, rebuilt from their descriptions."""
-    return [_resolve(description, agent) for description in descriptions]
+    return [_resolve(description, agent, crew) for description in descriptions]
 
 
-def _resolve(description: dict[str, Any], agent: BaseAgent) -> BaseTool:
+def _resolve(description: dict[str, Any], agent: BaseAgent, crew: Crew | None) -> BaseTool:
     name = description["name"]
     source = description["source"]
     if source == "agent":
         for tool in agent.tools or []:
             if tool.name == name:
                 return tool
+    elif source == "task" and crew is not None:
+        for task in crew.tasks:
+            for tool in task.tools or [] if task.key == description["task"] else []:
+                if tool.name == name:
+                    return tool
     elif source == "delegation":
         coworkers = [_coworker(entry) for entry in description["coworkers"]]
         for tool in AgentTools(agents=coworkers).tools():
@@ -81,6 +90,10 @@ def _coworker(entry: dict[str, Any]) -> BaseAgent:
     coworker.goal = entry["goal"]
     coworker.backstory = entry["backstory"]
     return coworker
+
+
+def _has(tools: Sequence[BaseTool] | None, tool: BaseTool) -> bool:
+    return any(tool is own or tool.name == own.name for own in tools or [])
 
 
 def _name_of(agent: BaseAgent) -> str | None:

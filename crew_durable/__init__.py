@@ -9,7 +9,7 @@ stopped, without paying for any finished step twice.
 from crew_durable._agent import DBOSAgent
 from crew_durable._config import dbos_config
 from crew_durable._crew import CrewRunHandle, DBOSCrew
-from crew_durable._dbos_internals import start_recovery_promptly
+from crew_durable._dbos_internals import start_recovery_promptly, wait_for_existing_runs_promptly
 from crew_durable._errors import (
     CrewDurableError,
     InvalidNameError,
@@ -23,6 +23,7 @@ from crew_durable._registry import LateDefinitionWarning
 from crew_durable._step_config import StepConfig
 
 start_recovery_promptly()
+wait_for_existing_runs_promptly()
 
 __all__ = [
     "CrewDurableError",

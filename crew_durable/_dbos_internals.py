@@ -2,11 +2,13 @@
 
 DBOS 3.x has no public way to ask whether it has launched, to read the id
 a ``SetWorkflowID`` block already gave away, to give a thread a private,
-fixed range of step ids inside a workflow, or to start recovered workflows
-sooner than its internal queue's first poll (a second after launch). Each
-is needed (late-definition warnings; stable ids for crewAI's task retries;
-deterministic step ids for work crewAI runs in threads; recovery that
-starts at once), and each is small. ``tests/test_dbos_internals.py`` pins
+fixed range of step ids inside a workflow, to start recovered workflows
+sooner than its internal queue's first poll (a second after launch), or to
+wait for a workflow that is already running more often than once a second.
+Each is needed (late-definition warnings; stable ids for crewAI's task
+retries; deterministic step ids for work crewAI runs in threads; recovery
+that starts at once, and a recovered crew that moves on as soon as its
+interrupted task is done), and each is small. ``tests/test_dbos_internals.py`` pins
 this module's assumptions so a DBOS upgrade that breaks them fails loudly.
 """
 
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dbos import _dbos
+from dbos import _core, _dbos
 from dbos._context import (
     DBOSContext,
     _dbos_context_var,
@@ -51,6 +53,22 @@ def start_recovery_promptly() -> None:
         queue._polling_interval_sec = default
 
     registry.register_poller(stop, restore_default)
+
+
+EXISTING_RUN_POLL_SECONDS = 0.1
+"""How often a caller checks on a workflow that is already running (DBOS: 1 s)."""
+
+
+def wait_for_existing_runs_promptly() -> None:
+    """Check on an already-running workflow every 100 ms instead of every second.
+
+    Calling a workflow whose id is taken by a run still in progress makes
+    the caller poll that run's status. This happens when a recovered crew
+    reaches the task DBOS is recovering beside it, and when code calls
+    again, under the same id, a run that is being recovered. It never
+    happens on a run's normal path, which executes its children inline.
+    """
+    _core.DEFAULT_POLLING_INTERVAL = EXISTING_RUN_POLL_SECONDS
 
 
 def dbos_launched() -> bool:

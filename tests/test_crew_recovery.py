@@ -52,3 +52,17 @@ def test_a_killed_kickoff_resumes_where_it_stopped(
         assert harness.requests() - requests_before_kill <= 2
     assert ledger.count(harness.ledger, "search_news") == 1
     assert ledger.count(harness.ledger, "publish") == 1
+
+
+def test_calling_a_kickoff_that_is_being_recovered_returns_as_soon_as_it_finishes(
+    uninterrupted: dict[str, Any], system_database: Database, tmp_path: Path
+) -> None:
+    """A restarted app calls the same id at once; DBOS would poll the running kickoff once a second."""
+    harness = Harness(system_database, tmp_path)
+    workflow_id = f"newsroom-{uuid.uuid4()}"
+    harness.run_until_killed("newsroom", "kickoff", workflow_id, pause_at_request=3)
+    report = harness.run("recall", "newsroom", "kickoff", workflow_id)
+
+    assert report["result"] == uninterrupted["result"]
+    assert report["returned_at"] - report["last_step_completed_at"] < 0.5
+    assert harness.requests() == UNINTERRUPTED_REQUESTS + 1

@@ -2,8 +2,12 @@
 
     python -m tests.support.harness run APP SCENARIO WORKFLOW_ID [PAUSE_AT_REQUEST]
     python -m tests.support.harness recover APP SCENARIO WORKFLOW_ID
+    python -m tests.support.harness recall APP SCENARIO WORKFLOW_ID
     python -m tests.support.harness orphan - - WORKFLOW_ID
 
+``recover`` waits for the run DBOS resumes at launch, then calls the
+scenario again under the same id. ``recall`` calls it again right away,
+while the recovered run is still going, as an application restarting would.
 ``orphan`` launches DBOS without importing any app, as a deployment that
 dropped the app's agents would, and reports how the recovered run ended.
 
@@ -56,6 +60,17 @@ def _log_and_maybe_pause(pause_at: int | None) -> None:
     Cassette.play_response = play_response  # type: ignore[method-assign]
 
 
+def _last_step_completed_at(workflow_id: str) -> float:
+    """When the last step of a workflow, or of any of its children, completed."""
+    latest = 0.0
+    for step in DBOS.list_workflow_steps(workflow_id):
+        if step["child_workflow_id"]:
+            latest = max(latest, _last_step_completed_at(step["child_workflow_id"]))
+        elif step["completed_at_epoch_ms"]:
+            latest = max(latest, step["completed_at_epoch_ms"] / 1000)
+    return latest
+
+
 def _call(scenario: Callable[[], Any]) -> Any:
     return asyncio.run(scenario()) if inspect.iscoroutinefunction(scenario) else scenario()
 
@@ -98,6 +113,8 @@ def main(argv: list[str]) -> None:
             report["requests_before_call"] = played(cassette)
         with SetWorkflowID(workflow_id):
             report["result"] = _call(scenario)
+        report["returned_at"] = time.time()
+        report["last_step_completed_at"] = _last_step_completed_at(workflow_id)
         report["requests"] = played(cassette)
         steps = DBOS.list_workflow_steps(workflow_id)
         report["steps"] = [step["function_name"] for step in steps]

@@ -114,7 +114,7 @@ def test_a_recovered_run_whose_agent_is_gone_fails_naming_it(system_database: Da
     workflow_id = f"task-{uuid.uuid4()}"
     pinned.run_until_killed("calculator", "execute_task", workflow_id, pause_at_request=2)
 
-    report = pinned.run("orphan", "-", "-", workflow_id)
+    report = pinned.run_in_new_interpreter("orphan", "-", "-", workflow_id)
 
     assert "No agent named 'calculator' is defined in this process" in report["error"]
     assert report["seconds"] < 10

@@ -1,12 +1,19 @@
-"""Drive the harness from tests: start, pause, SIGKILL, recover."""
+"""Drive harness processes from tests: start, pause, SIGKILL, recover.
+
+Processes come from the fork server (see ``forkserver.py``): real, separate
+processes that start in a fraction of a second because crewAI is already
+imported in the process they are forked from.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +25,54 @@ from tests.support.cassettes import ROOT
 from tests.support.databases import Database
 
 
+class ForkServer:
+    """The session's fork server, started on first use."""
+
+    _instance: ForkServer | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.forkserver"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._request_line() == {"ready": True}
+        atexit.register(self._process.kill)
+
+    @classmethod
+    def get(cls) -> ForkServer:
+        with cls._lock:
+            if cls._instance is None or cls._instance._process.poll() is not None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _request_line(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        if request is not None:
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+        reply: dict[str, Any] = json.loads(self._process.stdout.readline())
+        return reply
+
+    def spawn(self, args: list[str], env: dict[str, str], out: Path, err: Path) -> int:
+        with self._lock:
+            reply = self._request_line({"spawn": args, "env": env, "out": str(out), "err": str(err)})
+        return int(reply["pid"])
+
+    def wait(self, pid: int) -> int:
+        with self._lock:
+            return int(self._request_line({"wait": pid})["status"])
+
+
 @dataclass
 class Harness:
     database: Database
     directory: Path
     env: dict[str, str] = field(default_factory=dict)
+    _runs: int = 0
 
     @property
     def ledger(self) -> Path:
@@ -38,13 +88,18 @@ class Harness:
 
     def _env(self) -> dict[str, str]:
         return {
-            **os.environ,
             "DBOS_SYSTEM_DATABASE_URL": self.database.url,
             ledger.ENV: str(self.ledger),
             harness.REQUEST_LOG: str(self.request_log),
             kill_points.PAUSE_MARKER: str(self.marker),
             **self.env,
         }
+
+    def _spawn(self, args: list[str], env: dict[str, str]) -> tuple[int, Path, Path]:
+        self._runs += 1
+        out = self.directory / f"run{self._runs}.out"
+        err = self.directory / f"run{self._runs}.err"
+        return ForkServer.get().spawn(args, env, out, err), out, err
 
     def run_until_killed(
         self,
@@ -66,32 +121,32 @@ class Harness:
         env = self._env()
         if pause_in_tool is not None:
             env[kill_points.PAUSE_IN_TOOL] = pause_in_tool
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.harness", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        pid, _, err = self._spawn(args, env)
         deadline = time.monotonic() + 120
         while not (self.marker.exists() and also_wait_for()):
-            if process.poll() is not None:
-                raise AssertionError(f"harness exited before pausing:\n{process.stderr.read()[-4000:]}")
             if time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError("harness never reached its kill point")
+                os.kill(pid, signal.SIGKILL)
+                raise AssertionError(f"harness never reached its kill point:\n{err.read_text()[-4000:]}")
             time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-        assert process.returncode == -signal.SIGKILL
+        os.kill(pid, signal.SIGKILL)
+        status = ForkServer.get().wait(pid)
+        assert status == -signal.SIGKILL, f"harness exited with {status} before its kill point:\n{err.read_text()[-4000:]}"
         self.marker.unlink()
 
     def run(self, mode: str, app: str, scenario: str, workflow_id: str) -> dict[str, Any]:
+        pid, out, err = self._spawn([mode, app, scenario, workflow_id], self._env())
+        status = ForkServer.get().wait(pid)
+        if status != 0:
+            raise AssertionError(f"harness {mode} exited with {status}:\n{err.read_text()[-6000:]}")
+        report: dict[str, Any] = json.loads(out.read_text().strip().splitlines()[-1])
+        return report
+
+    def run_in_new_interpreter(self, mode: str, app: str, scenario: str, workflow_id: str) -> dict[str, Any]:
+        """Like :meth:`run`, in a new Python that has imported nothing but what the mode imports."""
         completed = subprocess.run(
             [sys.executable, "-m", "tests.support.harness", mode, app, scenario, workflow_id],
             cwd=ROOT,
-            env=self._env(),
+            env={**os.environ, **self._env()},
             capture_output=True,
             text=True,
             timeout=180,

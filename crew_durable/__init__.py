@@ -26,11 +26,11 @@ start_recovery_promptly()
 wait_for_existing_runs_promptly()
 
 __all__ = [
+    "DBOSLLM",
     "CrewDurableError",
     "CrewRunHandle",
-    "DBOSCrew",
     "DBOSAgent",
-    "DBOSLLM",
+    "DBOSCrew",
     "DurableAgentExecutor",
     "InvalidNameError",
     "LateDefinitionWarning",

@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from crewai import Agent, Task
+from crewai.llms.base_llm import BaseLLM
 from crewai.tools.base_tool import BaseTool
 from dbos import DBOS, SetWorkflowID
 from pydantic import Field, model_validator
@@ -20,7 +21,9 @@ from crew_durable._llm import DBOSLLM, fresh
 from crew_durable._step_config import StepConfig
 
 # Fields of the original agent that describe a run in progress, not the agent.
-_RUNTIME_FIELDS = frozenset({"id", "agent_executor", "executor_class", "crew", "tools_handler", "cache_handler"})
+_RUNTIME_FIELDS = frozenset(
+    {"id", "agent_executor", "executor_class", "crew", "tools_handler", "cache_handler"}
+)
 
 _copying: ContextVar[bool] = ContextVar("crew_durable_copying", default=False)
 _in_task: ContextVar[frozenset[int]] = ContextVar("crew_durable_in_task", default=frozenset())
@@ -74,10 +77,12 @@ class DBOSAgent(Agent):
     @model_validator(mode="after")
     def _make_llms_durable(self) -> Self:
         """Wrap the LLMs so each completion is a step (idempotent: validators can re-run)."""
-        if self.llm is not None and not _is_wrapper_of(self.llm, self.agent_name, "llm"):
+        if isinstance(self.llm, BaseLLM) and not _is_wrapper_of(self.llm, self.agent_name, "llm"):
             self.llm = DBOSLLM.around(self.llm, f"{self.agent_name}.llm", self.llm_step_config)
         fc_llm = self.function_calling_llm
-        if fc_llm is not None and not _is_wrapper_of(fc_llm, self.agent_name, "function_calling_llm"):
+        if isinstance(fc_llm, BaseLLM) and not _is_wrapper_of(
+            fc_llm, self.agent_name, "function_calling_llm"
+        ):
             self.function_calling_llm = DBOSLLM.around(
                 fc_llm,
                 f"{self.agent_name}.function_calling_llm",
@@ -86,7 +91,9 @@ class DBOSAgent(Agent):
             )
         return self
 
-    def execute_task(self, task: Task, context: str | None = None, tools: list[BaseTool] | None = None) -> Any:
+    def execute_task(
+        self, task: Task, context: str | None = None, tools: list[BaseTool] | None = None
+    ) -> Any:
         with _one_task(self):
             return super().execute_task(task, context, tools)
 
@@ -178,4 +185,3 @@ def _fields_of(agent: Agent) -> dict[str, Any]:
 
 def _is_wrapper_of(llm: Any, agent_name: str, role: str) -> bool:
     return isinstance(llm, DBOSLLM) and llm.step_name == f"{agent_name}.{role}"
-

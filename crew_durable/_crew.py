@@ -108,13 +108,11 @@ class CrewRunHandle:
     def __init__(self, handle: WorkflowHandle[dict[str, Any]], crew: DBOSCrew) -> None:
         self._handle = handle
         self._crew = crew
+        self.workflow_id = handle.get_workflow_id()
+        self.shard_key = handle.shard_key
 
     def get_workflow_id(self) -> str:
-        return self._handle.get_workflow_id()
-
-    @property
-    def workflow_id(self) -> str:
-        return self._handle.get_workflow_id()
+        return self.workflow_id
 
     def get_result(self, *, polling_interval_sec: float = 1.0) -> CrewOutput:
         return self._crew._adopt(lambda: self._handle.get_result(polling_interval_sec=polling_interval_sec))
@@ -207,7 +205,8 @@ def _durable_agents(crew_name: str, agents: list[BaseAgent]) -> list[BaseAgent]:
                 "each a name of its own."
             )
     durable = iter(
-        DBOSAgent(agent_name=name, orig_agent=_as_agent(agent)) for name, agent in zip(names, plain, strict=True)
+        DBOSAgent(agent_name=name, orig_agent=_as_agent(agent))
+        for name, agent in zip(names, plain, strict=True)
     )
     return [agent if isinstance(agent, DBOSAgent) else next(durable) for agent in agents]
 

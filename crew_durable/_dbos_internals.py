@@ -27,7 +27,6 @@ from dbos._context import (
     get_workflow_start_options,
 )
 
-
 PROMPT_POLL_SECONDS = 0.05
 """How often DBOS's internal queue polls during the first seconds after launch."""
 PROMPT_WINDOW_SECONDS = 3.0

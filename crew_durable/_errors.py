@@ -98,11 +98,12 @@ def from_workflow_error(error: BaseException) -> BaseException:
     """
     if isinstance(error, PortableWorkflowError):
         data = error.data if isinstance(error.data, dict) else {}
+        status, code = data.get("status_code"), data.get("code")
         recorded = RecordedError(
             error.message,
             str(data.get("error_type") or error.name),
-            data.get("status_code") if isinstance(data.get("status_code"), int) else None,
-            data.get("code") if isinstance(data.get("code"), str) else None,
+            status if isinstance(status, int) else None,
+            code if isinstance(code, str) else None,
         )
         recorded.__cause__ = error
         return recorded

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.agents.agent_executor import AgentExecutor
 from crewai.flow.flow_definition import FlowDefinition
 from crewai.task import Task
@@ -109,7 +110,7 @@ class DurableAgentExecutor(AgentExecutor):
             "inputs": inputs,
             "prompt": _prompt_to_json(self.prompt),
             "stop_words": list(self.stop_words),
-            "tools": _tools.describe(self.original_tools, self.agent, self.task),
+            "tools": _tools.describe(self.original_tools, _agent_of(self), self.task),
             "response_model": model_path(self.response_model) if self.response_model else None,
             "settings": {name: getattr(self, name) for name in _SETTINGS},
         }
@@ -157,13 +158,11 @@ def _agent_run(spec: dict[str, Any]) -> dict[str, Any]:
     """One agent run (one ``execute_task``), as a workflow."""
     executor = _executor_for(spec)
     with _usage.collecting_run_usage() as usage:
-        result = AgentExecutor.invoke(executor, spec["inputs"])
+        result = cast(dict[str, Any], AgentExecutor.invoke(executor, spec["inputs"]))
     return _outcome(spec, executor, result, usage)
 
 
-@DBOS.workflow(
-    name="crew_durable.agent_run_async", serialization_type=WorkflowSerializationFormat.PORTABLE
-)
+@DBOS.workflow(name="crew_durable.agent_run_async", serialization_type=WorkflowSerializationFormat.PORTABLE)
 async def _agent_run_async(spec: dict[str, Any]) -> dict[str, Any]:
     """One agent run started from async code (``aexecute_task``), as a workflow."""
     executor = _executor_for(spec)
@@ -193,9 +192,12 @@ def _executor_for(spec: dict[str, Any]) -> DurableAgentExecutor:
     )
 
 
-def _build(agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any) -> DurableAgentExecutor:
+def _build(
+    agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any
+) -> DurableAgentExecutor:
     tools = parse_tools(raw_tools)
-    executor = DurableAgentExecutor(
+    rpm_controller = agent._rpm_controller
+    fields.update(
         llm=fresh(agent.llm),
         function_calling_llm=fresh(agent.function_calling_llm),
         agent=agent,
@@ -205,13 +207,12 @@ def _build(agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fiel
         tools_description=render_text_description_and_args(tools),
         tools_handler=agent.tools_handler,
         step_callback=agent.step_callback,
-        request_within_rpm_limit=agent._rpm_controller.check_or_wait if agent._rpm_controller else None,
+        request_within_rpm_limit=rpm_controller.check_or_wait if rpm_controller else None,
         **{name: value for name, value in settings.items() if name != "use_better_compaction"},
-        **fields,
     )
+    executor = DurableAgentExecutor(**fields)
     executor.use_better_compaction = settings["use_better_compaction"]
     return executor
-
 
 
 def _outcome(
@@ -227,6 +228,12 @@ def _outcome(
     }
     dumps(outcome, f"The output of agent {spec['agent']!r}'s run")
     return outcome
+
+
+def _agent_of(executor: AgentExecutor) -> BaseAgent:
+    if executor.agent is None:
+        raise CrewDurableError("DurableAgentExecutor has no agent: it is created by DBOSAgent.")
+    return executor.agent
 
 
 def _agent_name(executor: AgentExecutor) -> str:

@@ -70,9 +70,7 @@ class DBOSLLM(BaseLLM):
     role: Role = Field(default="llm", exclude=True)
 
     @classmethod
-    def around(
-        cls, llm: BaseLLM, step_name: str, config: StepConfig | None, role: Role = "llm"
-    ) -> DBOSLLM:
+    def around(cls, llm: BaseLLM, step_name: str, config: StepConfig | None, role: Role = "llm") -> DBOSLLM:
         """A wrapper of ``llm`` (or of what ``llm`` wraps) with fresh usage counters."""
         inner = llm.wrapped if isinstance(llm, DBOSLLM) else llm
         _usage.tap(inner)
@@ -160,7 +158,7 @@ class DBOSLLM(BaseLLM):
             if isinstance(error, NotRecoverableError):
                 return False  # the same completion would fail to record again
             live = getattr(error, "original", None) or error
-            return user_should_retry(live) if user_should_retry else True
+            return bool(user_should_retry(live)) if user_should_retry else True
 
         options["should_retry"] = should_retry
         return options

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support import env  # noqa: F401  - must come before crewAI is imported
-
 import pytest
 from dbos import DBOS
 

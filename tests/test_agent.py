@@ -91,5 +91,13 @@ def test_last_messages_and_usage_match_between_run_and_replay(launched: Database
         calculator.execute_task()
 
     assert agent.last_messages == messages
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     assert messages[-1]["content"] == "17"

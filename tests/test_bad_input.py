@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from crewai import Agent, Task
 from crewai.llms.base_llm import BaseLLM
-from dbos import DBOS
 from pydantic import BaseModel
 
 from crew_durable import (
@@ -48,7 +47,7 @@ def test_a_duplicate_agent_name_is_refused_at_construction() -> None:
 
 
 def test_orig_agent_must_be_a_crewai_agent() -> None:
-    with pytest.raises(TypeError, match="crewai.Agent"):
+    with pytest.raises(TypeError, match=r"crewai\.Agent"):
         DBOSAgent(agent_name=f"typed-{uuid.uuid4()}", orig_agent="not an agent")  # type: ignore[arg-type]
 
 
@@ -58,7 +57,7 @@ def test_step_config_rejects_impossible_settings() -> None:
 
 
 def test_an_agent_defined_after_launch_warns_that_its_runs_cannot_be_recovered(launched: Database) -> None:
-    with pytest.warns(LateDefinitionWarning, match="before DBOS.launch"):
+    with pytest.warns(LateDefinitionWarning, match=r"before DBOS\.launch"):
         DBOSAgent(agent_name=f"late-{uuid.uuid4()}", orig_agent=plain_agent())
 
 
@@ -109,7 +108,9 @@ def test_running_before_dbos_is_launched_says_what_to_do() -> None:
     assert issubclass(CrewDurableError, Exception)
 
 
-def test_a_recovered_run_whose_agent_is_gone_fails_naming_it(system_database: Database, tmp_path: Path) -> None:
+def test_a_recovered_run_whose_agent_is_gone_fails_naming_it(
+    system_database: Database, tmp_path: Path
+) -> None:
     pinned = Harness(system_database, tmp_path, env={harness.APP_VERSION: "pinned-for-test"})
     workflow_id = f"task-{uuid.uuid4()}"
     pinned.run_until_killed("calculator", "execute_task", workflow_id, pause_at_request=2)

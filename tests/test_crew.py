@@ -42,7 +42,9 @@ def test_each_task_is_a_child_workflow_of_the_kickoff(launched: Database) -> Non
     with replay("newsroom.kickoff"), SetWorkflowID(workflow_id):
         newsroom.newsroom.kickoff(inputs=newsroom.INPUTS)
 
-    children = [s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]]
+    children = [
+        s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]
+    ]
     tasks = list(dict.fromkeys(children))
     assert len(tasks) == 2
     assert all(child.startswith(f"{workflow_id}-") for child in tasks)
@@ -89,6 +91,8 @@ def test_kickoff_for_each_is_one_workflow_with_a_kickoff_per_input(launched: Dat
         [output] = newsroom.newsroom.kickoff_for_each([newsroom.INPUTS])
 
     assert isinstance(output.pydantic, newsroom.Article)
-    [kickoff] = {s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]}
+    [kickoff] = {
+        s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]
+    }
     assert DBOS.get_workflow_status(kickoff).name == "crew_durable.crew_kickoff"
     assert newsroom.newsroom.usage_metrics == output.token_usage

@@ -37,7 +37,11 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ],
 )
 def test_a_killed_kickoff_resumes_where_it_stopped(
-    kill_point: str, kill: dict[str, Any], uninterrupted: dict[str, Any], system_database: Database, tmp_path: Path
+    kill_point: str,
+    kill: dict[str, Any],
+    uninterrupted: dict[str, Any],
+    system_database: Database,
+    tmp_path: Path,
 ) -> None:
     harness = Harness(system_database, tmp_path)
     workflow_id = f"newsroom-{uuid.uuid4()}"

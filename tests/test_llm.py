@@ -32,7 +32,10 @@ def test_stop_words_and_the_function_calling_llm_work_inside_steps(launched: Dat
     assert first.endswith("Action Input: three and four")  # recorded as the provider returned it
     arguments = json.loads(steps[1]["output"])["result"]
     assert arguments["kind"] == "model"
-    assert arguments["value"] == {"tool_name": "multiplier", "arguments": {"first_number": 3, "second_number": 4}}
+    assert arguments["value"] == {
+        "tool_name": "multiplier",
+        "arguments": {"first_number": 3, "second_number": 4},
+    }
 
 
 def test_the_agent_llms_are_durable_wrappers_of_the_original_llms() -> None:

@@ -18,7 +18,9 @@ from tests.support.processes import Harness
 ANSWER = "apple costs $3; banana costs $1; cherry costs $7"
 
 
-def test_parallel_calls_overlap_yet_are_recorded_in_call_order(launched: Database, side_effects: Path) -> None:
+def test_parallel_calls_overlap_yet_are_recorded_in_call_order(
+    launched: Database, side_effects: Path
+) -> None:
     workflow_id = f"prices-{uuid.uuid4()}"
     with replay("prices.execute_task"), SetWorkflowID(workflow_id):
         assert prices.execute_task() == ANSWER
@@ -58,7 +60,11 @@ def test_a_kill_in_the_middle_of_a_parallel_batch_recovers_cleanly(
         return True
 
     harness.run_until_killed(
-        "prices", "execute_task", workflow_id, pause_in_tool="lookup_price:banana", also_wait_for=siblings_recorded
+        "prices",
+        "execute_task",
+        workflow_id,
+        pause_in_tool="lookup_price:banana",
+        also_wait_for=siblings_recorded,
     )
     report = harness.run("recover", "prices", "execute_task", workflow_id)
 

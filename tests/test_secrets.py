@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
-from dbos import DBOS, SetWorkflowID
-
 import base64
 import pickle
+import uuid
 
 import httpx
 import openai
+import pytest
+from dbos import DBOS, SetWorkflowID
 
 from crew_durable import RecordedError
 from tests.support.apps import calculator, rejected
@@ -21,8 +19,9 @@ from tests.support.databases import Database, reveal
 
 def test_the_dump_would_reveal_a_key_hidden_in_a_pickled_provider_error() -> None:
     """The check below can fail: a pickled openai error carries the request's auth header."""
-    request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions",
-                            headers={"Authorization": f"Bearer {API_KEY}"})
+    request = httpx.Request(
+        "POST", "https://api.openai.com/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}
+    )
     error = openai.AuthenticationError("denied", response=httpx.Response(401, request=request), body=None)
     stored = base64.b64encode(pickle.dumps(error)).decode()
     assert API_KEY not in stored

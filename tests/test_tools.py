@@ -24,11 +24,16 @@ def test_a_workflow_tool_runs_as_a_child_workflow(launched: Database, side_effec
     assert len(child_ids) == 1
     [child_id] = child_ids
     assert child_id.startswith(workflow_id)  # derived from the parent's id
-    assert [s["function_name"] for s in DBOS.list_workflow_steps(child_id)] == ["fetch_rate", "book_conversion"]
+    assert [s["function_name"] for s in DBOS.list_workflow_steps(child_id)] == [
+        "fetch_rate",
+        "book_conversion",
+    ]
     assert ledger.count(side_effects, "book_conversion") == 1
 
 
-def test_a_finished_workflow_tool_is_not_run_again_on_recovery(system_database: Database, tmp_path: Path) -> None:
+def test_a_finished_workflow_tool_is_not_run_again_on_recovery(
+    system_database: Database, tmp_path: Path
+) -> None:
     harness = Harness(system_database, tmp_path)
     workflow_id = f"teller-{uuid.uuid4()}"
     harness.run_until_killed("exchange", "execute_task", workflow_id, pause_at_request=2)

@@ -10,6 +10,7 @@ token usage and, when the request asks for it, the server-sent-event stream.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -71,10 +72,8 @@ class FakeOpenAI:
         with self._lock:
             connections, self._connections = self._connections, set()
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         """The chat.completion object the server answers ``body`` with."""
@@ -119,10 +118,10 @@ class FakeOpenAI:
                 with fake._lock:
                     fake._connections.discard(self.connection)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Stay quiet: tests and benchmarks read their own output."""
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.endswith("/responses/input_tokens"):
@@ -147,9 +146,10 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
             def _send_stream(self, completion: dict[str, Any]) -> None:
-                data = b"".join(
-                    f"data: {json.dumps(chunk)}\n\n".encode() for chunk in _chunks(completion)
-                ) + b"data: [DONE]\n\n"
+                data = (
+                    b"".join(f"data: {json.dumps(chunk)}\n\n".encode() for chunk in _chunks(completion))
+                    + b"data: [DONE]\n\n"
+                )
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("content-length", str(len(data)))

@@ -12,6 +12,8 @@ answers on 127.0.0.1:8765 and vcrpy writes every exchange to
 
 from __future__ import annotations
 
+import tests  # noqa: F401  - keeps crewAI quiet and local; must precede it  # isort: skip
+
 import asyncio
 import importlib
 import inspect
@@ -19,8 +21,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-
-from tests.support import env  # noqa: F401  - crewAI telemetry off before crewAI loads
 
 from dbos import DBOS
 

@@ -40,7 +40,9 @@ class Database:
     def _values(self) -> list[object]:
         if self.backend == "sqlite":
             with sqlite3.connect(self.url.removeprefix("sqlite:///")) as connection:
-                tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+                tables = [
+                    r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                ]
                 return [v for t in tables for row in connection.execute(f'SELECT * FROM "{t}"') for v in row]
         with psycopg.connect(self.url, autocommit=True) as connection:
             tables = connection.execute(

@@ -18,8 +18,6 @@ Protocol, one JSON object per line on stdin/stdout:
 
 from __future__ import annotations
 
-from tests.support import env  # noqa: F401  - before crewAI
-
 import importlib
 import json
 import os

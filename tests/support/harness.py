@@ -21,8 +21,6 @@ there, in flight, waiting for the test to kill it.
 
 from __future__ import annotations
 
-from tests.support import env  # noqa: F401  - before crewAI
-
 import asyncio
 import importlib
 import inspect

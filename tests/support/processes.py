@@ -130,7 +130,9 @@ class Harness:
             time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
         status = ForkServer.get().wait(pid)
-        assert status == -signal.SIGKILL, f"harness exited with {status} before its kill point:\n{err.read_text()[-4000:]}"
+        assert status == -signal.SIGKILL, (
+            f"harness exited with {status} before its kill point:\n{err.read_text()[-4000:]}"
+        )
         self.marker.unlink()
 
     def run(self, mode: str, app: str, scenario: str, workflow_id: str) -> dict[str, Any]:

@@ -59,5 +59,7 @@ SCENARIOS = {"execute_task": execute_task}
 def brain(body: dict[str, Any]) -> dict[str, Any]:
     results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
     if not results:
-        return {"tool_calls": [tool_call("convert", {"amount": 100, "source": "EUR", "target": "USD"}, "call_1")]}
+        return {
+            "tool_calls": [tool_call("convert", {"amount": 100, "source": "EUR", "target": "USD"}, "call_1")]
+        }
     return {"content": f"{json.loads(results[0])} USD"}

@@ -91,5 +91,8 @@ def brain(body: dict[str, Any]) -> dict[str, Any]:
         return {"content": f"Facts: {results[0]}"}
     if not results:
         return {"tool_calls": [tool_call("publish", {"title": "Durable Execution"}, "call_publish")]}
-    article = {"title": "Durable Execution", "body": f"Published at {results[0]}. Checkpoints make crashes cheap."}
+    article = {
+        "title": "Durable Execution",
+        "body": f"Published at {results[0]}. Checkpoints make crashes cheap.",
+    }
     return {"content": json.dumps(article)}

@@ -58,7 +58,11 @@ HALLUCINATION = (
 
 def brain(body: dict[str, Any]) -> dict[str, Any]:
     if "response_format" in body:  # the function-calling LLM, asked for arguments
-        return {"content": json.dumps({"tool_name": "multiplier", "arguments": {"first_number": 3, "second_number": 4}})}
+        return {
+            "content": json.dumps(
+                {"tool_name": "multiplier", "arguments": {"first_number": 3, "second_number": 4}}
+            )
+        }
     if any("Observation: 12" in str(m.get("content")) for m in body["messages"]):
         return {"content": "Thought: I now know the final answer\nFinal Answer: 12"}
     return {"content": HALLUCINATION}

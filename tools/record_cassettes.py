@@ -1,13 +1,15 @@
 """Record the project's cassettes against the local fake OpenAI server.
 
-    python -m tools.record_cassettes                 # every scenario of every app
+    python -m tools.record_cassettes                 # every scenario of every app, and the demo
     python -m tools.record_cassettes calculator      # one app
     python -m tools.record_cassettes calculator.execute_task
+    python -m tools.record_cassettes demo            # the crash-and-recover demo's crew
 
 Each scenario of ``tests/support/apps/<app>.py`` runs once, uninterrupted,
 as a durable run on a throwaway SQLite database, while the app's ``brain``
 answers on 127.0.0.1:8765 and vcrpy writes every exchange to
-``cassettes/<app>.<scenario>.yaml`` (authorization headers filtered).
+``cassettes/<app>.<scenario>.yaml`` (authorization headers filtered). The
+demo's crew (examples/newsroom.py) is answered by ``tools/demo_brain.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import inspect
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
 from dbos import DBOS
 
@@ -36,7 +40,7 @@ def apps() -> list[str]:
 
 
 def record(app_name: str, scenario: str) -> None:
-    app = importlib.import_module(f"tests.support.apps.{app_name}")
+    app = _app(app_name)
     run = app.SCENARIOS[scenario]
     path = CASSETTES / f"{app_name}.{scenario}.yaml"
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,13 +59,38 @@ def record(app_name: str, scenario: str) -> None:
     print(f"{path.relative_to(CASSETTES.parent)}: {len(server.requests)} requests -> {result!r}")
 
 
+class _Demo:
+    """The demo's crew, recorded like an app."""
+
+    @staticmethod
+    def kickoff() -> str:
+        from examples.crash_and_recover import INPUTS
+        from examples.newsroom import newsroom
+
+        return newsroom.kickoff(inputs=INPUTS).raw
+
+    SCENARIOS: ClassVar[dict[str, Callable[[], str]]] = {"kickoff": kickoff}
+
+    @staticmethod
+    def brain(body: dict[str, Any]) -> dict[str, Any]:
+        from tools.demo_brain import brain
+
+        return brain(body)
+
+
+def _app(name: str) -> Any:
+    if name == "demo":
+        os.environ["NEWSROOM_OFFLINE"] = "1"
+        return _Demo
+    return importlib.import_module(f"tests.support.apps.{name}")
+
+
 def main(selection: list[str]) -> None:
     os.chdir(Path(__file__).resolve().parents[1])
-    wanted = selection or apps()
+    wanted = selection or [*apps(), "demo"]
     for item in wanted:
         app_name, _, scenario = item.partition(".")
-        app = importlib.import_module(f"tests.support.apps.{app_name}")
-        for name in [scenario] if scenario else list(app.SCENARIOS):
+        for name in [scenario] if scenario else list(_app(app_name).SCENARIOS):
             record(app_name, name)
 
 

@@ -1,0 +1,1 @@
+"""crew_durable examples."""

@@ -13,6 +13,7 @@ inside it is a step.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,7 +38,7 @@ from pydantic import PrivateAttr
 from crew_durable import _registry, _tools, _usage
 from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in
 from crew_durable._errors import CrewDurableError, from_workflow_error
-from crew_durable._llm import fresh
+from crew_durable._llm import fresh, reset
 from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
 
 _launching: ContextVar[DurableAgentExecutor | None] = ContextVar("crew_durable_launching", default=None)
@@ -129,9 +130,9 @@ class DurableAgentExecutor(AgentExecutor):
 
     # -- workflow side ------------------------------------------------------
 
-    def _fork(self) -> DurableAgentExecutor:
-        """A fresh executor with this one's configuration, for one run in this process."""
-        return _build(
+    def _fork(self) -> _Configuration:
+        """This executor's configuration, for a run in this process."""
+        return _Configuration(
             self.agent,
             task=self.task,
             crew=self.crew,
@@ -156,63 +157,117 @@ def _launched_by(executor: DurableAgentExecutor) -> Iterator[None]:
 @DBOS.workflow(name="crew_durable.agent_run", serialization_type=WorkflowSerializationFormat.PORTABLE)
 def _agent_run(spec: dict[str, Any]) -> dict[str, Any]:
     """One agent run (one ``execute_task``), as a workflow."""
-    executor = _executor_for(spec)
-    with _usage.collecting_run_usage() as usage:
+    with _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
         result = cast(dict[str, Any], AgentExecutor.invoke(executor, spec["inputs"]))
-    return _outcome(spec, executor, result, usage)
+        return _outcome(spec, executor, result, usage)
 
 
 @DBOS.workflow(name="crew_durable.agent_run_async", serialization_type=WorkflowSerializationFormat.PORTABLE)
 async def _agent_run_async(spec: dict[str, Any]) -> dict[str, Any]:
     """One agent run started from async code (``aexecute_task``), as a workflow."""
-    executor = _executor_for(spec)
-    with _usage.collecting_run_usage() as usage:
+    with _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
         result = await AgentExecutor.invoke_async(executor, spec["inputs"])
-    return _outcome(spec, executor, result, usage)
+        return _outcome(spec, executor, result, usage)
 
 
-def _executor_for(spec: dict[str, Any]) -> DurableAgentExecutor:
-    """The executor this run uses: forked from a live caller, or rebuilt for recovery."""
+@contextmanager
+def _executor_for(spec: dict[str, Any]) -> Iterator[DurableAgentExecutor]:
+    """The executor this run uses, configured from a live caller, or rebuilt for recovery.
+
+    It belongs to this run alone: concurrent runs of one agent (a recovered
+    crew beside its recovered task, async tasks) never share one.
+    """
     live = _launching.get()
     if live is not None and _agent_name(live) == spec["agent"]:
         _launching.set(None)
-        return live._fork()
-    agent = _registry.agent(spec["agent"])
-    crew = _registry.crew(spec["crew"]).crew if spec["crew"] else None
-    return _build(
-        agent,
-        task=_task_from_json(spec["task"], agent),
-        crew=crew,
-        raw_tools=_tools.resolve(spec["tools"], agent, crew),
-        prompt=_prompt_from_json(spec["prompt"]),
-        stop_words=spec["stop_words"],
-        response_model=import_model(spec["response_model"]) if spec["response_model"] else None,
-        settings=spec["settings"],
-        callbacks=[TokenCalcHandler(agent._token_process)],
-    )
+        configuration = live._fork()
+    else:
+        agent = _registry.agent(spec["agent"])
+        crew = _registry.crew(spec["crew"]).crew if spec["crew"] else None
+        configuration = _Configuration(
+            agent,
+            task=_task_from_json(spec["task"], agent),
+            crew=crew,
+            raw_tools=_tools.resolve(spec["tools"], agent, crew),
+            prompt=_prompt_from_json(spec["prompt"]),
+            stop_words=spec["stop_words"],
+            response_model=import_model(spec["response_model"]) if spec["response_model"] else None,
+            settings=spec["settings"],
+            callbacks=[TokenCalcHandler(agent._token_process)],
+        )
+    executor = configuration.apply_to(_idle_executors.take(spec["agent"]))
+    try:
+        yield executor
+    finally:
+        _idle_executors.give(spec["agent"], executor)
 
 
-def _build(
-    agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any
-) -> DurableAgentExecutor:
-    tools = parse_tools(raw_tools)
-    rpm_controller = agent._rpm_controller
-    fields.update(
-        llm=fresh(agent.llm),
-        function_calling_llm=fresh(agent.function_calling_llm),
-        agent=agent,
-        tools=tools,
-        original_tools=raw_tools,
-        tools_names=get_tool_names(tools),
-        tools_description=render_text_description_and_args(tools),
-        tools_handler=agent.tools_handler,
-        step_callback=agent.step_callback,
-        request_within_rpm_limit=rpm_controller.check_or_wait if rpm_controller else None,
-        **{name: value for name, value in settings.items() if name != "use_better_compaction"},
-    )
-    executor = DurableAgentExecutor(**fields)
-    executor.use_better_compaction = settings["use_better_compaction"]
-    return executor
+class _Configuration:
+    """What an executor needs for one run, ready to put on a new or reused executor."""
+
+    def __init__(self, agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any) -> None:
+        tools = parse_tools(raw_tools)
+        rpm_controller = agent._rpm_controller
+        self.agent = agent
+        self.use_better_compaction = settings["use_better_compaction"]
+        self.fields = {
+            **fields,
+            "agent": agent,
+            "tools": tools,
+            "original_tools": raw_tools,
+            "tools_names": get_tool_names(tools),
+            "tools_description": render_text_description_and_args(tools),
+            "tools_handler": agent.tools_handler,
+            "step_callback": agent.step_callback,
+            "request_within_rpm_limit": rpm_controller.check_or_wait if rpm_controller else None,
+            **{name: value for name, value in settings.items() if name != "use_better_compaction"},
+        }
+
+    def apply_to(self, executor: DurableAgentExecutor | None) -> DurableAgentExecutor:
+        if executor is None:
+            llms = {
+                "llm": fresh(self.agent.llm),
+                "function_calling_llm": fresh(self.agent.function_calling_llm),
+            }
+            executor = DurableAgentExecutor(**self.fields, **llms)
+        else:
+            for name, value in self.fields.items():
+                setattr(executor, name, value)
+            executor.llm = reset(executor.llm, self.agent.llm)
+            executor.function_calling_llm = reset(
+                executor.function_calling_llm, self.agent.function_calling_llm
+            )
+            executor._step_ranges.clear()
+        executor.use_better_compaction = self.use_better_compaction
+        return executor
+
+
+class _IdleExecutors:
+    """Executors of finished runs, kept per agent name for the next run.
+
+    crewAI builds a pydantic state model class for every Flow it
+    constructs (about 10 ms); like crewAI's own agents, durable runs reuse
+    executors, but one per run at a time.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[DurableAgentExecutor]] = {}
+
+    def take(self, agent_name: str) -> DurableAgentExecutor | None:
+        with self._lock:
+            idle = self._idle.get(agent_name)
+            return idle.pop() if idle else None
+
+    def give(self, agent_name: str, executor: DurableAgentExecutor) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(agent_name, [])
+            if len(idle) < self._keep:
+                idle.append(executor)
+
+
+_idle_executors = _IdleExecutors()
 
 
 def _outcome(

@@ -288,6 +288,20 @@ def fresh(llm: Any) -> Any:
     return llm.fresh() if isinstance(llm, DBOSLLM) else llm
 
 
+def reset(current: Any, wanted: Any) -> Any:
+    """``current`` with zeroed counters if it wraps what ``wanted`` wraps, else a fresh ``wanted``."""
+    if (
+        isinstance(current, DBOSLLM)
+        and isinstance(wanted, DBOSLLM)
+        and current.wrapped is wanted.wrapped
+        and (current.step_name, current.step_config, current.role)
+        == (wanted.step_name, wanted.step_config, wanted.role)
+    ):
+        current._token_usage = dict.fromkeys(current._token_usage, 0)
+        return current
+    return fresh(wanted)
+
+
 def _counts_locally(llm: BaseLLM) -> bool:
     """Whether ``llm`` estimates token counts without a network request."""
     if type(llm).get_input_tokens_count is BaseLLM.get_input_tokens_count:

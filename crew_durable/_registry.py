@@ -69,10 +69,11 @@ def crew(name: str) -> DBOSCrew:
 def _register(kind: str, table: dict[str, _T], name: str, value: _T) -> None:
     with _lock:
         if name in table:
+            article = "An" if kind == "agent" else "A"
             raise InvalidNameError(
-                f"A {kind} named {name!r} is already defined in this process. Names must "
-                f"be unique: each one names the workflows and steps of that {kind} in the "
-                "database."
+                f"{article} {kind} named {name!r} is already defined in this process. Names "
+                f"must be unique: each one names the workflows and steps of that {kind} in "
+                "the database."
             )
         table[name] = value
     if dbos_launched():

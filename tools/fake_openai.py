@@ -175,6 +175,30 @@ def _chunks(completion: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield {**base, "choices": [], "usage": completion["usage"]}
 
 
+def _serve_forever(brain: Brain, port: int, ready: Any) -> None:
+    FakeOpenAI(brain, port)
+    ready.set()
+    threading.Event().wait()
+
+
+@contextmanager
+def serve_in_process(brain: Brain, port: int) -> Iterator[str]:
+    """Serve ``brain`` from a process of its own, so it does not share our interpreter's lock."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    process = context.Process(target=_serve_forever, args=(brain, port, ready), daemon=True)
+    process.start()
+    try:
+        if not ready.wait(30):
+            raise RuntimeError("the fake OpenAI server did not start")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.kill()
+        process.join()
+
+
 @contextmanager
 def serve(brain: Brain, port: int = 0) -> Iterator[FakeOpenAI]:
     """Run a :class:`FakeOpenAI` for the duration of a ``with`` block."""

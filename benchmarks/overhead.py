@@ -1,0 +1,312 @@
+"""What crew_durable adds per LLM step, beyond DBOS's own cost for the same work.
+
+    ./dev bench [--rounds 30] [--completions 10] [--backends sqlite,postgres]
+
+End to end: in one process, against a local OpenAI-compatible fake that
+answers at zero latency (from a process of its own, as a remote model would),
+it alternates three runs of the same shape, round after round:
+
+- plain:    a crewAI agent executes a task of N completions (N-1 tool calls);
+- durable:  the same agent as a DBOSAgent: one workflow, N completion steps;
+- dbos:     a bare DBOS workflow with the same inputs, N steps recording the
+            same JSON the durable steps record, and the same output.
+
+crew_durable's cost per step is (durable - plain - dbos) / N, with
+durable - plain taken pairwise within each round. DBOS's checkpoint calls
+themselves take longer inside a busy crewAI process than in a bare workflow
+(on two cores, crewAI's threads and the database compete for the CPU), so the
+time spent in them is measured in both kinds of run and the adjusted figure
+subtracts the difference.
+
+Own code: crew_durable's Python alone, without a database: the LLM wrapper
+around a stub model (per completion) and what each run adds around crewAI's
+loop (describing it, configuring an executor, taking its outcome), per step.
+
+Prints the tables and writes JSON to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("CREWAI_TESTING", "true")
+
+import psycopg
+from crewai import LLM, Agent, Task
+from crewai.llms.base_llm import BaseLLM
+from crewai.tools import tool
+from dbos import DBOS, WorkflowSerializationFormat, _dbos
+
+from crew_durable import DBOSLLM, DBOSAgent, dbos_config
+from crew_durable import _executor as executor_module
+from tools.fake_openai import serve_in_process, tool_call
+
+RESULTS = Path(__file__).resolve().parent / "results"
+POSTGRES_SERVER = os.environ.get("CREW_DURABLE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+FAKE_PORT = 8766
+
+
+@tool
+def lookup(key: int) -> str:
+    """Look a key up (no side effect, no step)."""
+    return f"value-{key}"
+
+
+def _agent() -> Agent:
+    llm = LLM(model="gpt-4o-mini", base_url=f"http://127.0.0.1:{FAKE_PORT}/v1", api_key="sk-benchmark")
+    return Agent(role="Looker", goal="Look keys up", backstory="Fast.", tools=[lookup], llm=llm)
+
+
+plain = _agent()
+durable = DBOSAgent(agent_name="benchmark.looker", orig_agent=_agent())
+
+
+def brain_for(completions: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def brain(body: dict[str, Any]) -> dict[str, Any]:
+        done = sum(1 for m in body["messages"] if m["role"] == "tool")
+        if done < completions - 1:
+            return {"tool_calls": [tool_call("lookup", {"key": done}, f"call_{done}")]}
+        return {"content": "done"}
+
+    return brain
+
+
+@DBOS.workflow(name="benchmark.bare", serialization_type=WorkflowSerializationFormat.PORTABLE)
+def bare_workflow(payload: dict[str, Any], records: list[str]) -> dict[str, Any]:
+    """The same shape of DBOS work as a durable agent run, doing nothing else."""
+    for record in records:
+        DBOS.run_step({"name": "benchmark.step"}, _record, record)
+    return payload
+
+
+def _record(record: str) -> str:
+    return record
+
+
+class CheckpointClock:
+    """Wall time inside the system-database calls that make up a run's checkpoints.
+
+    Only the calls a workflow and its steps make are timed, so DBOS's own
+    background polling, which happens to run meanwhile, is not counted.
+    """
+
+    CALLS = ("init_workflow", "check_operation_execution", "record_operation_result")
+    CALLS += ("record_get_result", "update_workflow_outcome")
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self.current: str | None = None
+        self._depth = threading.local()
+
+    def install(self, sys_db: Any) -> None:
+        for name in self.CALLS:
+            setattr(sys_db, name, self._timed(getattr(sys_db, name)))
+
+    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            depth = getattr(self._depth, "value", 0)
+            self._depth.value = depth + 1
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._depth.value = depth
+                if depth == 0 and self.current is not None:
+                    elapsed = (time.perf_counter() - started) * 1000
+                    self.spent[self.current] = self.spent.get(self.current, 0.0) + elapsed
+
+        return timed
+
+
+def end_to_end(backend: str, rounds: int, completions: int) -> dict[str, Any]:
+    url, cleanup = _database(backend)
+    DBOS(config=dbos_config("crew_durable_bench", url, log_level="WARNING"))
+    DBOS.launch()
+    server = serve_in_process(brain_for(completions), FAKE_PORT)
+    server.__enter__()
+    try:
+        task = Task(description="Look up the keys.", expected_output="done", agent=plain)
+        durable_task = Task(description="Look up the keys.", expected_output="done", agent=durable)
+        plain.execute_task(task)  # warm up both paths (imports, connections)
+        durable.execute_task(durable_task)
+        last = DBOS.list_workflows(limit=1, sort_desc=True)[0]
+        payload = DBOS.get_workflow_status(last.workflow_id).input or {}  # type: ignore[union-attr]
+        records = [str(step["output"]) for step in DBOS.list_workflow_steps(last.workflow_id)]
+        runs: dict[str, Callable[[], Any]] = {
+            "plain": lambda: plain.execute_task(task),
+            "durable": lambda: durable.execute_task(durable_task),
+            "dbos": lambda: bare_workflow(payload, records),
+        }
+        timings: dict[str, list[float]] = {name: [] for name in runs}
+        clock = CheckpointClock()
+        clock.install(_dbos._get_dbos_instance()._sys_db)
+        rss_before = _rss_mb()
+        for round_number in range(rounds):
+            order = list(runs)[round_number % 3 :] + list(runs)[: round_number % 3]
+            for name in order:
+                clock.current = name
+                started = time.perf_counter()
+                runs[name]()
+                timings[name].append((time.perf_counter() - started) * 1000)
+                clock.current = None
+        rss_growth = _rss_mb() - rss_before
+    finally:
+        server.__exit__(None, None, None)
+        DBOS.destroy(destroy_registry=False)
+        cleanup()
+    durable_minus_plain = statistics.median(
+        d - p for d, p in zip(timings["durable"], timings["plain"], strict=True)
+    )
+    bare = statistics.median(timings["dbos"])
+    checkpoints = {name: clock.spent.get(name, 0.0) / rounds for name in ("durable", "dbos")}
+    overhead = (durable_minus_plain - bare) / completions
+    slower_checkpoints = (checkpoints["durable"] - checkpoints["dbos"]) / completions
+    return {
+        "backend": backend,
+        "completions_per_run": completions,
+        "rounds": rounds,
+        "median_ms": {name: statistics.median(values) for name, values in timings.items()},
+        "median_durable_minus_plain_ms": durable_minus_plain,
+        "dbos_ms_per_step": bare / completions,
+        "checkpoint_calls_ms_per_run": checkpoints,
+        "crew_durable_ms_per_step": overhead,
+        "crew_durable_ms_per_step_adjusted": overhead - slower_checkpoints,
+        "rss_growth_mb_over_runs": rss_growth,
+    }
+
+
+class StubLLM(BaseLLM):
+    """A model that answers at once, with a tool call, and reports token usage."""
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        self._track_token_usage_internal({"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140})
+        return [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"key": 1}'}}
+        ]
+
+
+def own_code(completions: int, repeats: int = 2000) -> dict[str, Any]:
+    """crew_durable's Python alone: the LLM wrapper per completion, and per run around crewAI's loop."""
+    stub = StubLLM(model="stub")
+    wrapper = DBOSLLM.around(stub, "benchmark.stub.llm", None)
+    messages = [{"role": "user", "content": "Look up the keys." * 20}]
+    direct = _per_call_ms(lambda: stub.call(messages), repeats)
+    wrapped = _per_call_ms(lambda: wrapper.call(messages), repeats)
+    launcher = durable.agent_executor
+    assert isinstance(launcher, executor_module.DurableAgentExecutor)
+    inputs = {
+        "input": "Look up the keys.",
+        "tool_names": "lookup",
+        "tools": "lookup",
+        "ask_for_human_input": False,
+    }
+    url, cleanup = _database("sqlite")
+    DBOS(config=dbos_config("crew_durable_bench", url, log_level="WARNING"))
+    DBOS.launch()  # describing a run checks that DBOS is launched; nothing else touches it
+
+    def one_run() -> None:
+        spec = launcher._describe_run(inputs)
+        configured = launcher._fork().apply_to(executor_module._idle_executors.take("benchmark.looker"))
+        executor_module._idle_executors.give("benchmark.looker", configured)
+        with executor_module._usage.collecting_run_usage() as usage:
+            outcome = executor_module._outcome(spec, configured, {"output": "done"}, usage)
+        launcher._adopt(outcome)
+
+    try:
+        per_run = _per_call_ms(one_run, repeats // 10)
+    finally:
+        DBOS.destroy(destroy_registry=False)
+        cleanup()
+    return {
+        "wrapper_ms_per_completion": wrapped - direct,
+        "per_run_ms": per_run,
+        "ms_per_step": wrapped - direct + per_run / completions,
+    }
+
+
+def _per_call_ms(call: Callable[[], Any], repeats: int) -> float:
+    call()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    return (time.perf_counter() - started) * 1000 / repeats
+
+
+def _database(backend: str) -> tuple[str, Callable[[], None]]:
+    if backend == "sqlite":
+        directory = tempfile.mkdtemp(prefix="crew-durable-bench-")
+        return f"sqlite:///{directory}/bench.sqlite", lambda: None
+    name = f"crew_durable_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"{POSTGRES_SERVER}/{name}", drop
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tables(results: list[dict[str, Any]], own: dict[str, Any]) -> str:
+    lines = [
+        "| backend | plain crewAI | durable | bare DBOS | DBOS / step | checkpoint calls: durable / bare "
+        "| crew_durable / step | adjusted | max RSS growth |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m, c = r["median_ms"], r["checkpoint_calls_ms_per_run"]
+        lines.append(
+            f"| {r['backend']} | {m['plain']:.1f} ms | {m['durable']:.1f} ms | {m['dbos']:.1f} ms "
+            f"| {r['dbos_ms_per_step']:.2f} ms | {c['durable']:.1f} / {c['dbos']:.1f} ms "
+            f"| {r['crew_durable_ms_per_step']:.2f} ms | {r['crew_durable_ms_per_step_adjusted']:.2f} ms "
+            f"| {r['rss_growth_mb_over_runs']:.1f} MB |"
+        )
+    lines += [
+        "",
+        "| crew_durable's own code | per completion (wrapper) | per run | per step |",
+        "|---|---|---|---|",
+        f"| no database | {own['wrapper_ms_per_completion'] * 1000:.0f} µs | {own['per_run_ms']:.2f} ms "
+        f"| {own['ms_per_step'] * 1000:.0f} µs |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--completions", type=int, default=10)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    args = parser.parse_args()
+    results = [end_to_end(b, args.rounds, args.completions) for b in args.backends.split(",")]
+    own = own_code(args.completions)
+    print(f"\n{args.rounds} alternating rounds, {args.completions} completions per run (medians):\n")
+    print(tables(results, own))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    machine = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    out.write_text(json.dumps({"machine": machine, "end_to_end": results, "own_code": own}, indent=2))
+    print(f"\nWritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ _RUNTIME_FIELDS = frozenset(
     {"id", "agent_executor", "executor_class", "crew", "tools_handler", "cache_handler"}
 )
 
-_copying: ContextVar[bool] = ContextVar("crew_durable_copying", default=False)
+_copying: ContextVar[DBOSAgent | None] = ContextVar("crew_durable_copying", default=None)
 _in_task: ContextVar[frozenset[int]] = ContextVar("crew_durable_in_task", default=frozenset())
 
 
@@ -64,6 +64,9 @@ class DBOSAgent(Agent):
                 )
             fields = {**_fields_of(orig_agent), **fields}
         fields.pop("executor_class", None)
+        source = _copying.get()
+        if source is not None:  # Agent.copy passes the function-calling LLM as a dump
+            fields["function_calling_llm"] = source.function_calling_llm
         super().__init__(
             agent_name=agent_name,
             llm_step_config=llm_step_config,
@@ -71,7 +74,7 @@ class DBOSAgent(Agent):
             executor_class=DurableAgentExecutor,
             **fields,
         )
-        if not _copying.get():
+        if source is None:
             _registry.register_agent(agent_name, self)
 
     @model_validator(mode="after")
@@ -124,7 +127,7 @@ class DBOSAgent(Agent):
         registered agent. It is not registered itself, and its LLM wrappers
         count usage from zero.
         """
-        token = _copying.set(True)
+        token = _copying.set(self)
         try:
             copied = super().copy()
         finally:

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from crewai import Agent, Task
+from crewai import Agent, Crew, Process, Task
 from crewai.tools import tool
 from dbos import DBOS, SetWorkflowID
+from pydantic import BaseModel
 from vcr.cassette import Cassette
 
-from crew_durable import DBOSAgent
+from crew_durable import DBOSAgent, DBOSCrew
 from tests.support.cassettes import SHARED_CASSETTES, played, recorder
 from tests.support.databases import Database
 
@@ -79,3 +80,108 @@ def test_agent_execution_with_tools(launched: Database) -> None:
     with crewai_cassette("test_agent_execution_with_tools") as cassette, SetWorkflowID(workflow_id):
         assert conformance_agent.execute_task(task) == "12"
     assert completions(cassette) == 0
+
+
+class ScoreOutput(BaseModel):
+    """As in crewAI's test, at module level so a recovering process can import it."""
+
+    score: int
+
+
+scorer = Agent(
+    role="Scorer",
+    goal="Score the title",
+    backstory="You're an expert scorer, specialized in scoring titles.",
+    allow_delegation=False,
+    llm="gpt-4o",
+    function_calling_llm="gpt-4o",
+    verbose=True,
+)
+score_crew = DBOSCrew(
+    crew_name="conformance.test_output_pydantic_to_another_task",
+    orig_crew=Crew(
+        agents=[scorer],
+        tasks=[
+            Task(
+                description="Give me an integer score between 1-5 for the following title: "
+                "'The impact of AI in the future of work'",
+                expected_output="The score of the title.",
+                output_pydantic=ScoreOutput,
+                agent=scorer,
+            ),
+            Task(
+                description="Given the score the title 'The impact of AI in the future of work' got, "
+                "give me an integer score between 1-5 for the following title: 'Return of the Jedi', "
+                "you MUST give it a score, use your best judgment",
+                expected_output="The score of the title.",
+                output_pydantic=ScoreOutput,
+                agent=scorer,
+            ),
+        ],
+        verbose=True,
+    ),
+)
+
+
+def test_output_pydantic_to_another_task(launched: Database) -> None:
+    """lib/crewai/tests/test_task.py::test_output_pydantic_to_another_task"""
+    workflow_id = f"conformance-{uuid.uuid4()}"
+    with crewai_cassette("test_output_pydantic_to_another_task") as cassette, SetWorkflowID(workflow_id):
+        result = score_crew.kickoff()
+
+    assert isinstance(result.pydantic, ScoreOutput)
+    assert result.pydantic.score == 5
+    assert isinstance(result.tasks_output[0].pydantic, ScoreOutput)
+    assert result.tasks_output[0].pydantic.score == 4  # fed to the second task as context
+    assert completions(cassette) == 2
+
+    with crewai_cassette("test_output_pydantic_to_another_task") as cassette, SetWorkflowID(workflow_id):
+        again = score_crew.kickoff()
+    assert completions(cassette) == 0
+    assert again.pydantic == result.pydantic
+
+
+hierarchical_crew = DBOSCrew(
+    crew_name="conformance.hierarchical",
+    orig_crew=Crew(
+        agents=[
+            Agent(
+                role="Researcher",
+                goal="Be super empathetic.",
+                backstory="You're love to sey howdy.",
+                allow_delegation=False,
+            )
+        ],
+        tasks=[Task(description="Ask the researched to say hi!", expected_output="Howdy!")],
+        process=Process.hierarchical,
+        manager_llm="gpt-4o",
+    ),
+)
+
+
+def test_agent_usage_metrics_are_captured_for_hierarchical_process(launched: Database) -> None:
+    """lib/crewai/tests/test_crew.py::test_agent_usage_metrics_are_captured_for_hierarchical_process"""
+    workflow_id = f"conformance-{uuid.uuid4()}"
+    recording = "test_agent_usage_metrics_are_captured_for_hierarchical_process"
+    with crewai_cassette(recording) as cassette, SetWorkflowID(workflow_id):
+        result = hierarchical_crew.kickoff()
+
+    assert result.raw
+    assert result.token_usage.total_tokens > 0
+    assert result.token_usage.prompt_tokens > 0
+    assert result.token_usage.completion_tokens > 0
+    assert result.token_usage.successful_requests == completions(cassette) == 3
+    [manager_run] = {
+        s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]
+    }
+    manager_steps = DBOS.list_workflow_steps(manager_run)
+    delegated = [s["child_workflow_id"] for s in manager_steps if s["child_workflow_id"]]
+    assert delegated, "the coworker's work runs as a child workflow of the manager's run"
+    assert {s["function_name"] for s in manager_steps} >= {"conformance.hierarchical.manager.llm"}
+    researcher_steps = {s["function_name"] for s in DBOS.list_workflow_steps(delegated[0])}
+    assert "conformance.hierarchical.researcher.llm" in researcher_steps
+
+    with crewai_cassette(recording) as cassette, SetWorkflowID(workflow_id):
+        again = hierarchical_crew.kickoff()
+    assert completions(cassette) == 0
+    assert again.token_usage == result.token_usage

@@ -27,6 +27,7 @@ import inspect
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,14 +45,17 @@ APP_VERSION = "HARNESS_APP_VERSION"
 
 def _log_and_maybe_pause(pause_at: int | None) -> None:
     original = Cassette.play_response
-    count = 0
+    lock = threading.Lock()
+    answered = 0
 
     def play_response(self: Cassette, request: Any) -> Any:
-        nonlocal count
-        count += 1
-        with open(os.environ[REQUEST_LOG], "a", encoding="utf-8") as log:
-            log.write(f"{time.time():.6f} {request.method} {request.uri}\n")
-        if count == pause_at:
+        nonlocal answered
+        with lock:  # requests can come from several threads at once
+            answered += 1
+            number = answered
+            with open(os.environ[REQUEST_LOG], "a", encoding="utf-8") as log:
+                log.write(f"{time.time():.6f} {request.method} {request.uri}\n")
+        if number == pause_at:
             pause()
         return original(self, request)
 

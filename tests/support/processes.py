@@ -67,6 +67,15 @@ class ForkServer:
             return int(self._request_line({"wait": pid})["status"])
 
 
+def _alive(pid: int) -> bool:
+    """Whether a child of the fork server is still running (not exited, not a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
 @dataclass
 class Harness:
     database: Database
@@ -124,6 +133,11 @@ class Harness:
         pid, _, err = self._spawn(args, env)
         deadline = time.monotonic() + 120
         while not (self.marker.exists() and also_wait_for()):
+            if not _alive(pid):
+                status = ForkServer.get().wait(pid)
+                raise AssertionError(
+                    f"harness exited ({status}) before its kill point:\n{err.read_text()[-4000:]}"
+                )
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 raise AssertionError(f"harness never reached its kill point:\n{err.read_text()[-4000:]}")

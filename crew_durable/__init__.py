@@ -21,12 +21,14 @@ from crew_durable._executor import DurableAgentExecutor
 from crew_durable._llm import DBOSLLM
 from crew_durable._registry import LateDefinitionWarning
 from crew_durable._step_config import StepConfig
+from crew_durable._tool_steps import DBOSTool, idempotency_key
 
 start_recovery_promptly()
 wait_for_existing_runs_promptly()
 
 __all__ = [
     "DBOSLLM",
+    "DBOSTool",
     "CrewDurableError",
     "CrewRunHandle",
     "DBOSAgent",
@@ -39,4 +41,5 @@ __all__ = [
     "RecordedError",
     "StepConfig",
     "dbos_config",
+    "idempotency_key",
 ]

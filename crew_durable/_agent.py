@@ -19,6 +19,7 @@ from crew_durable._dbos_internals import consumed_workflow_id
 from crew_durable._executor import DurableAgentExecutor
 from crew_durable._llm import DBOSLLM, fresh
 from crew_durable._step_config import StepConfig
+from crew_durable._tool_steps import ToolSteps, make_tools_durable
 
 # Fields of the original agent that describe a run in progress, not the agent.
 _RUNTIME_FIELDS = frozenset(
@@ -35,9 +36,11 @@ class DBOSAgent(Agent):
     Build it from an existing agent; it goes anywhere an ``Agent`` goes
     (``Task(agent=...)``, ``Crew(agents=[...])``). Every completion of its LLM
     and function-calling LLM is a step; tools are steps when they are
-    ``@DBOS.step`` functions. ``agent_name`` names the workflows and steps in
-    the database and is how a process recovering a run finds this agent, so
-    it must be unique and stable, and the agent must be defined before
+    ``@DBOS.step`` functions, or when ``tool_steps`` selects them: ``True``
+    for every tool, a list of tool names, or a mapping of tool names to
+    their ``StepConfig``. ``agent_name`` names the workflows and steps in the
+    database and is how a process recovering a run finds this agent, so it
+    must be unique and stable, and the agent must be defined before
     ``DBOS.launch()``.
     """
 
@@ -54,6 +57,7 @@ class DBOSAgent(Agent):
         orig_agent: Agent | None = None,
         llm_step_config: StepConfig | None = None,
         function_calling_llm_step_config: StepConfig | None = None,
+        tool_steps: ToolSteps = False,
         **fields: Any,
     ) -> None:
         _registry.check_name("DBOSAgent", agent_name)
@@ -64,6 +68,7 @@ class DBOSAgent(Agent):
                 )
             fields = {**_fields_of(orig_agent), **fields}
         fields.pop("executor_class", None)
+        fields["tools"] = make_tools_durable(agent_name, list(fields.get("tools") or []), tool_steps)
         source = _copying.get()
         if source is not None:  # Agent.copy passes the function-calling LLM as a dump
             fields["function_calling_llm"] = source.function_calling_llm

@@ -35,7 +35,7 @@ from dbos import DBOS, WorkflowSerializationFormat
 from dbos._context import DBOSContext
 from pydantic import PrivateAttr
 
-from crew_durable import _registry, _tools, _usage
+from crew_durable import _registry, _tool_sources, _usage
 from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._llm import fresh, reset
@@ -111,7 +111,7 @@ class DurableAgentExecutor(AgentExecutor):
             "inputs": inputs,
             "prompt": _prompt_to_json(self.prompt),
             "stop_words": list(self.stop_words),
-            "tools": _tools.describe(self.original_tools, _agent_of(self), self.task),
+            "tools": _tool_sources.describe(self.original_tools, _agent_of(self), self.task),
             "response_model": model_path(self.response_model) if self.response_model else None,
             "settings": {name: getattr(self, name) for name in _SETTINGS},
         }
@@ -188,7 +188,7 @@ def _executor_for(spec: dict[str, Any]) -> Iterator[DurableAgentExecutor]:
             agent,
             task=_task_from_json(spec["task"], agent),
             crew=crew,
-            raw_tools=_tools.resolve(spec["tools"], agent, crew),
+            raw_tools=_tool_sources.resolve(spec["tools"], agent, crew),
             prompt=_prompt_from_json(spec["prompt"]),
             stop_words=spec["stop_words"],
             response_model=import_model(spec["response_model"]) if spec["response_model"] else None,

@@ -44,6 +44,7 @@ def record(app_name: str, scenario: str) -> None:
     run = app.SCENARIOS[scenario]
     path = CASSETTES / f"{app_name}.{scenario}.yaml"
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CREW_DURABLE_TEST_LEDGER"] = f"{tmp}/ledger.jsonl"  # apps' side effects go here
         DBOS(config=dbos_config("record", f"sqlite:///{tmp}/record.sqlite"))
         DBOS.launch()
         server = FakeOpenAI(app.brain, port=FAKE_PORT)

@@ -23,5 +23,6 @@ def pause() -> None:
 
 
 def tool_started(name: str) -> None:
+    """A tool reached the point ``name``: pause there if the test asked for it."""
     if name == os.environ.get(PAUSE_IN_TOOL):
         pause()

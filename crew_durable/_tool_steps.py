@@ -1,0 +1,142 @@
+"""Tools whose calls are DBOS steps, and the idempotency key a tool step can hand on.
+
+A tool with a side effect (a payment, an email, a trade) must not run twice
+because a run was retried or recovered. A checkpointed call runs once and
+replays its recorded result; a call that was in flight when the process
+died runs again, and ``idempotency_key()`` gives it the same key both times,
+so the service it calls can recognise the repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from crewai.tools.base_tool import BaseTool
+from dbos import DBOS
+from pydantic import Field
+
+from crew_durable._errors import CrewDurableError, RecordedError, unwrap_step_error
+from crew_durable._llm import in_workflow
+from crew_durable._serialization import dumps, value_from_json, value_to_json
+from crew_durable._step_config import StepConfig
+
+ToolSteps = bool | Iterable[str] | Mapping[str, StepConfig]
+"""Which tools of a DBOSAgent are steps: all, those named, or those named with their config."""
+
+
+class DBOSTool(BaseTool):
+    """A crewAI tool whose every call, inside a durable run, is a DBOS step.
+
+    The call's result is recorded as JSON; an exception the tool raises is
+    recorded as plain data (class, message) and raised again on replay, so
+    crewAI feeds the model the same error text. Retries happen inside the
+    step, and only for errors ``StepConfig.should_retry`` calls transient.
+    """
+
+    wrapped: BaseTool = Field(exclude=True)
+    step_name: str = Field(exclude=True)
+    step_config: StepConfig = Field(default_factory=StepConfig, exclude=True)
+
+    @classmethod
+    def around(cls, tool: BaseTool, step_name: str, config: StepConfig | None = None) -> DBOSTool:
+        config = config or StepConfig()
+        if config.retries_allowed and config.should_retry is None:
+            raise ValueError(
+                f"Tool step {step_name!r} allows retries but has no should_retry: a tool with "
+                "side effects is retried only for errors you mark transient. Pass "
+                "StepConfig(retries_allowed=True, should_retry=lambda error: ...)."
+            )
+        return cls(
+            name=tool.name,
+            description=tool.description,
+            args_schema=tool.args_schema,
+            result_schema=tool.result_schema,
+            result_as_answer=tool.result_as_answer,
+            max_usage_count=tool.max_usage_count,
+            cache_function=tool.cache_function,
+            tool_failure_policy=tool.tool_failure_policy,
+            wrapped=tool,
+            step_name=step_name,
+            step_config=config,
+        )
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        if not in_workflow():
+            return self.wrapped.run(*args, **kwargs)
+        try:
+            record = DBOS.run_step(self._options(), self._call, args, kwargs)
+        except Exception as error:
+            raise unwrap_step_error(error) from None
+        return value_from_json(json.loads(record))
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        try:
+            result = self.wrapped.run(*args, **kwargs)
+        except Exception as error:
+            raise RecordedError.of(error) from None
+        return dumps(value_to_json(result), f"The tool {self.name!r}")
+
+    def _options(self) -> Any:
+        options = self.step_config.options(self.step_name)
+        should_retry = options["should_retry"]
+        if should_retry is not None:
+            options["should_retry"] = lambda error: bool(
+                should_retry(getattr(error, "original", None) or error)
+            )
+        return options
+
+
+def is_durable(tool: BaseTool) -> bool:
+    """Whether calling ``tool`` already is a DBOS step or workflow."""
+    if isinstance(tool, DBOSTool):
+        return True
+    candidates = (getattr(tool, "func", None), getattr(type(tool), "_run", None))
+    return any(hasattr(candidate, "dbos_function_name") for candidate in candidates)
+
+
+def make_tools_durable(agent_name: str, tools: list[BaseTool], selection: ToolSteps) -> list[BaseTool]:
+    """The agent's tools, with the selected ones turned into steps named ``<agent>.tool.<name>``."""
+    if selection is False:
+        return tools
+    configs: Mapping[str, StepConfig | None]
+    if selection is True:
+        configs = {tool.name: None for tool in tools}
+    elif isinstance(selection, Mapping):
+        configs = selection
+    else:
+        configs = dict.fromkeys(selection)
+    unknown = set(configs) - {tool.name for tool in tools}
+    if unknown:
+        raise ValueError(
+            f"DBOSAgent {agent_name!r}: tool_steps names tools the agent does not have: "
+            f"{sorted(unknown)}. Its tools are {sorted(tool.name for tool in tools)}."
+        )
+    return [
+        DBOSTool.around(tool, f"{agent_name}.tool.{tool.name}", configs[tool.name])
+        if tool.name in configs and not is_durable(tool)
+        else tool
+        for tool in tools
+    ]
+
+
+def idempotency_key() -> str:
+    """A key for the external call a tool step makes, the same every time the step runs.
+
+    Inside a step (a ``@DBOS.step`` tool, or a tool made a step with
+    ``DBOSAgent(tool_steps=...)``) it is the same across the step's retries
+    and across crash recovery, and differs between steps and between runs:
+    hand it to an API that deduplicates (``Idempotency-Key`` headers) and a
+    call repeated because the process died mid-step has no second effect.
+    """
+    workflow_id, step_id = DBOS.workflow_id, DBOS.step_id
+    if workflow_id is None or step_id is None:
+        raise CrewDurableError(
+            "idempotency_key() is only available inside a tool step of a durable run: call it "
+            "from a @DBOS.step tool, or a tool made a step with DBOSAgent(tool_steps=...), "
+            "while a DBOSAgent or DBOSCrew runs it."
+        )
+    key = f"{workflow_id}/{step_id}"
+    return key if len(key) <= 200 else hashlib.sha256(key.encode()).hexdigest()

@@ -28,11 +28,11 @@ wait_for_existing_runs_promptly()
 
 __all__ = [
     "DBOSLLM",
-    "DBOSTool",
     "CrewDurableError",
     "CrewRunHandle",
     "DBOSAgent",
     "DBOSCrew",
+    "DBOSTool",
     "DurableAgentExecutor",
     "InvalidNameError",
     "LateDefinitionWarning",

@@ -17,7 +17,7 @@ from typing_extensions import Self
 from crew_durable import _registry
 from crew_durable._dbos_internals import consumed_workflow_id
 from crew_durable._executor import DurableAgentExecutor
-from crew_durable._llm import DBOSLLM, fresh
+from crew_durable._llm import DBOSLLM, fresh, in_workflow
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import ToolSteps, make_tools_durable
 
@@ -110,6 +110,13 @@ class DBOSAgent(Agent):
     ) -> Any:
         with _one_task(self):
             return await super().aexecute_task(task, context, tools)
+
+    def _retrieve_memory_context(self, task: Task, task_prompt: str) -> str:
+        """Recall memories as one step: a replayed run sees what the original recalled."""
+        if not self._is_any_available_memory() or not in_workflow():
+            return super()._retrieve_memory_context(task, task_prompt)
+        options = StepConfig().options(f"{self.agent_name}.memory.recall")
+        return str(DBOS.run_step(options, super()._retrieve_memory_context, task, task_prompt))
 
     def _handle_execution_error(
         self, e: Exception, task: Task, context: str | None, tools: list[BaseTool] | None

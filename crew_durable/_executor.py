@@ -21,6 +21,7 @@ from typing import Any, ClassVar, cast
 
 from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.agents.agent_executor import AgentExecutor
+from crewai.agents.parser import AgentFinish
 from crewai.flow.flow_definition import FlowDefinition
 from crewai.task import Task
 from crewai.utilities.agent_utils import (
@@ -38,7 +39,9 @@ from pydantic import PrivateAttr
 from crew_durable import _registry, _tool_sources, _usage
 from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in
 from crew_durable._errors import CrewDurableError, from_workflow_error
-from crew_durable._llm import fresh, reset
+from crew_durable._llm import fresh, in_workflow, reset
+from crew_durable._step_config import StepConfig
+from crew_durable._tool_steps import durable_memory_tools
 from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
 
 _launching: ContextVar[DurableAgentExecutor | None] = ContextVar("crew_durable_launching", default=None)
@@ -94,6 +97,29 @@ class DurableAgentExecutor(AgentExecutor):
     def _execute_single_native_tool_call(self, tool_call: Any) -> dict[str, Any]:
         with running_in(self._step_ranges.pop(id(tool_call), None)):
             return super()._execute_single_native_tool_call(tool_call)
+
+    # -- memory: one step per save, not a background write --------------------
+
+    def _save_to_memory(self, output: AgentFinish) -> None:
+        """Save the run's result to crewAI memory as one step.
+
+        crewAI writes memory from a background pool; inside a durable run the
+        save runs in a step that waits for the write, so a finished run's save
+        is never repeated and a recovered run does not lose it. (A save in
+        flight when the process dies runs again: at least once.)
+        """
+        if not in_workflow():
+            return super()._save_to_memory(output)
+        name = f"{_agent_name(self)}.memory.save"
+        DBOS.run_step(StepConfig().options(name), self._save_and_wait, output)
+
+    def _save_and_wait(self, output: AgentFinish) -> str:
+        super()._save_to_memory(output)
+        memory = getattr(self.agent, "memory", None) or getattr(self.crew, "_memory", None)
+        drain = getattr(memory, "drain_writes", None)
+        if callable(drain):
+            drain()
+        return "saved"
 
     # -- launcher side ------------------------------------------------------
 
@@ -206,6 +232,7 @@ class _Configuration:
     """What an executor needs for one run, ready to put on a new or reused executor."""
 
     def __init__(self, agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any) -> None:
+        raw_tools = durable_memory_tools(agent.agent_name, raw_tools)
         tools = parse_tools(raw_tools)
         rpm_controller = agent._rpm_controller
         self.agent = agent

@@ -3,7 +3,8 @@
 A tool object cannot go into the database, so a run records where each of
 its tools came from: the agent's own tools (found again by name on the
 agent the run names), the task's own tools (found on the durable crew's
-task with the same key), or crewAI's delegation tools (rebuilt from the
+task with the same key), crewAI's memory tools (rebuilt on the agent's or
+the crew's memory), or crewAI's delegation tools (rebuilt from the
 coworkers' names and the role, goal and backstory they had in this run,
 which a crew may have filled in from its inputs).
 """
@@ -19,6 +20,7 @@ from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.tools.agent_tools.agent_tools import AgentTools
 from crewai.tools.agent_tools.base_agent_tools import BaseAgentTool
 from crewai.tools.base_tool import BaseTool
+from crewai.tools.memory_tools import RecallMemoryTool, RememberTool, create_memory_tools
 
 from crew_durable import _registry
 from crew_durable._errors import NotDefinedError
@@ -37,6 +39,8 @@ def _describe(tool: BaseTool, agent: BaseAgent, task: Task | None) -> dict[str, 
         return {"name": tool.name, "source": "agent"}
     if task is not None and _has(task.tools, tool):
         return {"name": tool.name, "source": "task", "task": task.key}
+    if isinstance(tool, (RecallMemoryTool, RememberTool)):
+        return {"name": tool.name, "source": "memory"}
     if isinstance(tool, BaseAgentTool) and all(_name_of(a) for a in tool.agents):
         coworkers = [
             {"agent": _name_of(a), "role": a.role, "goal": a.goal, "backstory": a.backstory}
@@ -71,6 +75,11 @@ def _resolve(description: dict[str, Any], agent: BaseAgent, crew: Crew | None) -
             for tool in task.tools or [] if task.key == description["task"] else []:
                 if tool.name == name:
                     return tool
+    elif source == "memory":
+        memory = getattr(agent, "memory", None) or getattr(crew, "_memory", None)
+        for tool in create_memory_tools(memory) if memory is not None else []:
+            if tool.name == name:
+                return tool
     elif source == "delegation":
         coworkers = [_coworker(entry) for entry in description["coworkers"]]
         for tool in AgentTools(agents=coworkers).tools():

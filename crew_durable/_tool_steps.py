@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from crewai.tools.base_tool import BaseTool
+from crewai.tools.memory_tools import RecallMemoryTool, RememberTool
 from dbos import DBOS
 from pydantic import Field
 
@@ -117,6 +118,16 @@ def make_tools_durable(agent_name: str, tools: list[BaseTool], selection: ToolSt
     return [
         DBOSTool.around(tool, f"{agent_name}.tool.{tool.name}", configs[tool.name])
         if tool.name in configs and not is_durable(tool)
+        else tool
+        for tool in tools
+    ]
+
+
+def durable_memory_tools(agent_name: str, tools: list[BaseTool]) -> list[BaseTool]:
+    """crewAI's memory tools (search, save) as steps: a save must not be written twice."""
+    return [
+        DBOSTool.around(tool, f"{agent_name}.tool.{tool.name}")
+        if isinstance(tool, (RecallMemoryTool, RememberTool))
         else tool
         for tool in tools
     ]

@@ -10,10 +10,13 @@ token usage and, when the request asks for it, the server-sent-event stream.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -124,6 +127,8 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.endswith("/embeddings"):
+                    return self._send_json(_embeddings(body))
                 if self.path.endswith("/responses/input_tokens"):
                     payload = {"object": "response.input_tokens", "input_tokens": _count_tokens(body)}
                     return self._send_json(payload)
@@ -157,6 +162,23 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
         return Handler
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """Deterministic 16-dimensional embeddings: the same text always gets the same vector."""
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = []
+    for index, text in enumerate(texts):
+        digest = hashlib.sha256(str(text).encode()).digest()
+        vector = [byte / 127.5 - 1 for byte in digest[:16]]
+        if body.get("encoding_format") == "base64":
+            embedding: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        else:
+            embedding = vector
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(_count_tokens(text) for text in texts)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": body.get("model", "fake"), "usage": usage}
 
 
 def _chunks(completion: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -78,10 +78,19 @@ def _alive(pid: int) -> bool:
 
 @dataclass
 class Harness:
+    """Processes of one test: they share the system database, ledger and request log.
+
+    With ``fresh``, every process is a new interpreter rather than a fork, for
+    apps that open files at import (crewAI memory); they share a crewAI
+    storage directory of the test's own, as the processes of one deployment do.
+    """
+
     database: Database
     directory: Path
     env: dict[str, str] = field(default_factory=dict)
+    fresh: bool = False
     _runs: int = 0
+    _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def ledger(self) -> Path:
@@ -96,7 +105,9 @@ class Harness:
         return self.directory / "paused"
 
     def _env(self) -> dict[str, str]:
+        storage = {"CREWAI_STORAGE_DIR": str(self.directory / "crewai-storage")} if self.fresh else {}
         return {
+            **storage,
             "DBOS_SYSTEM_DATABASE_URL": self.database.url,
             ledger.ENV: str(self.ledger),
             harness.REQUEST_LOG: str(self.request_log),
@@ -108,7 +119,21 @@ class Harness:
         self._runs += 1
         out = self.directory / f"run{self._runs}.out"
         err = self.directory / f"run{self._runs}.err"
-        return ForkServer.get().spawn(args, env, out, err), out, err
+        if not self.fresh:
+            return ForkServer.get().spawn(args, env, out, err), out, err
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.harness", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out.open("wb"),
+            stderr=err.open("wb"),
+        )
+        self._children[child.pid] = child
+        return child.pid, out, err
+
+    def _wait(self, pid: int) -> int:
+        child = self._children.pop(pid, None)
+        return child.wait() if child is not None else ForkServer.get().wait(pid)
 
     def run_until_killed(
         self,
@@ -134,7 +159,7 @@ class Harness:
         deadline = time.monotonic() + 120
         while not (self.marker.exists() and also_wait_for()):
             if not _alive(pid):
-                status = ForkServer.get().wait(pid)
+                status = self._wait(pid)
                 raise AssertionError(
                     f"harness exited ({status}) before its kill point:\n{err.read_text()[-4000:]}"
                 )
@@ -143,7 +168,7 @@ class Harness:
                 raise AssertionError(f"harness never reached its kill point:\n{err.read_text()[-4000:]}")
             time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
-        status = ForkServer.get().wait(pid)
+        status = self._wait(pid)
         assert status == -signal.SIGKILL, (
             f"harness exited with {status} before its kill point:\n{err.read_text()[-4000:]}"
         )
@@ -151,7 +176,7 @@ class Harness:
 
     def run(self, mode: str, app: str, scenario: str, workflow_id: str) -> dict[str, Any]:
         pid, out, err = self._spawn([mode, app, scenario, workflow_id], self._env())
-        status = ForkServer.get().wait(pid)
+        status = self._wait(pid)
         if status != 0:
             raise AssertionError(f"harness {mode} exited with {status}:\n{err.read_text()[-6000:]}")
         report: dict[str, Any] = json.loads(out.read_text().strip().splitlines()[-1])

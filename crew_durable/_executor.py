@@ -40,9 +40,9 @@ from crew_durable import _registry, _tool_sources, _usage
 from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._llm import fresh, in_workflow, reset
+from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import durable_memory_tools
-from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
 
 _launching: ContextVar[DurableAgentExecutor | None] = ContextVar("crew_durable_launching", default=None)
 

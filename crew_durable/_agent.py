@@ -16,7 +16,7 @@ from typing_extensions import Self
 
 from crew_durable import _registry
 from crew_durable._dbos_internals import consumed_workflow_id
-from crew_durable._executor import DurableAgentExecutor
+from crew_durable._executor import DurableAgentExecutor, cancelled_on_timeout
 from crew_durable._llm import DBOSLLM, fresh, in_workflow
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import ToolSteps, make_tools_durable
@@ -110,6 +110,14 @@ class DBOSAgent(Agent):
     ) -> Any:
         with _one_task(self):
             return await super().aexecute_task(task, context, tools)
+
+    def _execute_with_timeout(self, task_prompt: str, task: Task, timeout: int) -> Any:
+        with cancelled_on_timeout(timeout):
+            return super()._execute_with_timeout(task_prompt, task, timeout)
+
+    async def _aexecute_with_timeout(self, task_prompt: str, task: Task, timeout: int) -> Any:
+        with cancelled_on_timeout(timeout):
+            return await super()._aexecute_with_timeout(task_prompt, task, timeout)
 
     def _retrieve_memory_context(self, task: Task, task_prompt: str) -> str:
         """Recall memories as one step: a replayed run sees what the original recalled."""

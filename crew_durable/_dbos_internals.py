@@ -1,15 +1,17 @@
 """The few places crew_durable reaches below DBOS's public API, kept together.
 
-DBOS 3.x has no public way to ask whether it has launched, to read the id
-a ``SetWorkflowID`` block already gave away, to give a thread a private,
-fixed range of step ids inside a workflow, to start recovered workflows
-sooner than its internal queue's first poll (a second after launch), or to
-wait for a workflow that is already running more often than once a second.
-Each is needed (late-definition warnings; stable ids for crewAI's task
-retries; deterministic step ids for work crewAI runs in threads; recovery
-that starts at once, and a recovered crew that moves on as soon as its
-interrupted task is done), and each is small. ``tests/test_dbos_internals.py`` pins
-this module's assumptions so a DBOS upgrade that breaks them fails loudly.
+DBOS 3.x has no public way to ask whether it has launched; to know the id
+the next workflow started here will get, or the one a ``SetWorkflowID``
+block already gave away; to give a thread a private, fixed range of step
+ids inside a workflow; to start recovered workflows sooner than its
+internal queue's first poll (a second after launch); or to check on a
+running workflow more often than once a second. Each is needed
+(late-definition warnings; stable ids for crewAI's task retries and for
+cancelling a timed-out run; deterministic step ids for work crewAI runs in
+threads; recovery that starts at once and moves on as soon as an
+interrupted task is done), and each is small. ``tests/test_dbos_internals.py``
+pins this module's assumptions so a DBOS upgrade that breaks them fails
+loudly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dbos import _core, _dbos
 from dbos._context import (
     DBOSContext,
     _dbos_context_var,
+    child_workflow_id,
     get_local_dbos_context,
     get_workflow_start_options,
 )
@@ -80,6 +83,17 @@ def consumed_workflow_id() -> str | None:
     """The id of the enclosing ``SetWorkflowID`` block, if a workflow already took it."""
     assigned = get_workflow_start_options().assigned_id
     return assigned.workflow_id if assigned is not None and assigned.consumed else None
+
+
+def next_workflow_id() -> str | None:
+    """The id the next workflow started in this context will get, when it is known."""
+    options = get_workflow_start_options()
+    if options.assigned_id is not None and not options.assigned_id.consumed:
+        return options.assigned_id.workflow_id
+    ctx = get_local_dbos_context()
+    if ctx is not None and ctx.is_workflow():
+        return child_workflow_id(ctx.workflow_id, ctx.function_id + 1, ctx.shard_key, options.shard_key)
+    return None
 
 
 class _StepIdRange(DBOSContext):

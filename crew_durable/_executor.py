@@ -14,6 +14,7 @@ inside it is a step.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,6 +23,13 @@ from typing import Any, ClassVar, cast
 from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.agents.agent_executor import AgentExecutor
 from crewai.agents.parser import AgentFinish
+from crewai.core.providers.human_input import (
+    SyncHumanInputProvider,
+    get_provider,
+    reset_provider,
+    set_provider,
+)
+from crewai.events.event_bus import crewai_event_bus
 from crewai.flow.flow_definition import FlowDefinition
 from crewai.task import Task
 from crewai.utilities.agent_utils import (
@@ -32,12 +40,12 @@ from crewai.utilities.agent_utils import (
 )
 from crewai.utilities.prompts import StandardPromptResult, SystemPromptResult
 from crewai.utilities.token_counter_callback import TokenCalcHandler
-from dbos import DBOS, WorkflowSerializationFormat
+from dbos import DBOS, SetWorkflowID, WorkflowSerializationFormat
 from dbos._context import DBOSContext
 from pydantic import PrivateAttr
 
 from crew_durable import _registry, _tool_sources, _usage
-from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in
+from crew_durable._dbos_internals import dbos_launched, next_workflow_id, reserve_step_ranges, running_in
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._llm import fresh, in_workflow, reset
 from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
@@ -64,7 +72,7 @@ class DurableAgentExecutor(AgentExecutor):
             return self.invoke_async(inputs)
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self):
+            with _launched_by(self), _known_workflow_id():
                 outcome = _agent_run(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
@@ -73,7 +81,7 @@ class DurableAgentExecutor(AgentExecutor):
     async def invoke_async(self, inputs: dict[str, Any]) -> dict[str, Any]:
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self):
+            with _launched_by(self), _known_workflow_id():
                 outcome = await _agent_run_async(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
@@ -108,18 +116,40 @@ class DurableAgentExecutor(AgentExecutor):
         is never repeated and a recovered run does not lose it. (A save in
         flight when the process dies runs again: at least once.)
         """
-        if not in_workflow():
+        memory = self._memory()
+        if memory is None or not in_workflow():
             return super()._save_to_memory(output)
         name = f"{_agent_name(self)}.memory.save"
-        DBOS.run_step(StepConfig().options(name), self._save_and_wait, output)
+        DBOS.run_step(StepConfig().options(name), self._save_and_wait, memory, output)
 
-    def _save_and_wait(self, output: AgentFinish) -> str:
-        super()._save_to_memory(output)
+    def _memory(self) -> Any:
+        """The memory crewAI would save this run's result to, if any."""
         memory = getattr(self.agent, "memory", None) or getattr(self.crew, "_memory", None)
-        drain = getattr(memory, "drain_writes", None)
-        if callable(drain):
-            drain()
+        if memory is None or self.task is None or getattr(memory, "read_only", False):
+            return None
+        return memory
+
+    def _save_and_wait(self, memory: Any, output: AgentFinish) -> str:
+        super()._save_to_memory(output)
+        memory.drain_writes()
         return "saved"
+
+    # -- human feedback: each answer a step --------------------------------
+
+    def _handle_human_feedback(self, formatted_answer: AgentFinish) -> AgentFinish:
+        """Ask for feedback on crewAI's terminal prompt, recording each answer as a step.
+
+        A recovered run replays the answers given before the crash instead of
+        asking again. A custom ``HumanInputProvider`` is used as it is: make
+        the way it gets answers a DBOS step (or ``DBOS.recv``) to record them.
+        """
+        if type(get_provider()) is not SyncHumanInputProvider:
+            return super()._handle_human_feedback(formatted_answer)
+        token = set_provider(_RecordedTerminalInput(f"{_agent_name(self)}.human_input"))
+        try:
+            return super()._handle_human_feedback(formatted_answer)
+        finally:
+            reset_provider(token)
 
     # -- launcher side ------------------------------------------------------
 
@@ -130,6 +160,7 @@ class DurableAgentExecutor(AgentExecutor):
                 f"Agent {_agent_name(self)!r} runs each task as a DBOS workflow: configure "
                 "DBOS(config=...) and call DBOS.launch() before running it."
             )
+        _refuse_durable_event_handlers()
         spec = {
             "agent": _agent_name(self),
             "crew": _registry.crew_in_progress.get(),
@@ -169,6 +200,93 @@ class DurableAgentExecutor(AgentExecutor):
             settings={name: getattr(self, name) for name in _SETTINGS},
             callbacks=list(self.callbacks),
         )
+
+
+class _RecordedTerminalInput(SyncHumanInputProvider):
+    """crewAI's terminal prompt for human feedback, whose answers are steps."""
+
+    def __init__(self, step_name: str) -> None:
+        self._step_name = step_name
+
+    def _prompt_input(self, crew: Any) -> str:  # type: ignore[override]
+        if not in_workflow():
+            return SyncHumanInputProvider._prompt_input(crew)
+        options = StepConfig().options(self._step_name)
+        return str(DBOS.run_step(options, SyncHumanInputProvider._prompt_input, crew))
+
+
+def _refuse_durable_event_handlers() -> None:
+    """Refuse to run while a crewAI event handler is a DBOS step or workflow.
+
+    crewAI runs event handlers in a thread pool, in the emitting run's
+    context: such a handler would take step ids in the middle of the run, in
+    whatever order the pool gets to it, and a recovered run would not find
+    its steps where it recorded them.
+    """
+    for table in (crewai_event_bus._sync_handlers, crewai_event_bus._async_handlers):
+        for event_type, handlers in table.items():
+            for handler in handlers:
+                if hasattr(handler, "dbos_function_name"):
+                    raise CrewDurableError(
+                        f"The crewAI event handler {handler.__qualname__} for {event_type.__name__} "
+                        "is a DBOS step or workflow. crewAI runs handlers in a thread pool in the "
+                        "middle of a durable run, so its step ids would change from run to run. "
+                        "Make the handler a plain function; to record something durably from it, "
+                        "start a separate workflow with DBOS.start_workflow from a handler that is "
+                        "not itself a step."
+                    )
+
+
+_timed_runs: ContextVar[list[str] | None] = ContextVar("crew_durable_timed_runs", default=None)
+
+
+@contextmanager
+def cancelled_on_timeout(timeout: float) -> Iterator[None]:
+    """Cancel the agent runs started in this block once ``timeout`` seconds have passed.
+
+    crewAI enforces ``max_execution_time`` by waiting ``timeout`` seconds for
+    the run's thread, and then, before raising ``TimeoutError``, waits for
+    that thread to finish anyway: the run goes on calling the model. Once the
+    time is up the run's workflow is cancelled, so it stops at its next step
+    (DBOS refuses to start a step of a cancelled workflow), crewAI raises at
+    once, and a later launch does not resume it.
+    """
+    started: list[str] = []
+    token = _timed_runs.set(started)
+    # A little after crewAI stops waiting, so crewAI times out rather than failing.
+    timer = threading.Timer(timeout + 0.05, _cancel, args=(started,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        _timed_runs.reset(token)
+
+
+def _cancel(workflow_ids: list[str]) -> None:
+    # A timer thread has no DBOS context: the cancellation is not recorded as a
+    # step of any workflow, where it would land at a point that depends on timing.
+    for workflow_id in workflow_ids:
+        DBOS.cancel_workflow(workflow_id)
+
+
+@contextmanager
+def _known_workflow_id() -> Iterator[None]:
+    """Under ``max_execution_time``, start the run under an id known in advance."""
+    started = _timed_runs.get()
+    if started is None:
+        yield
+        return
+    workflow_id = next_workflow_id()
+    if workflow_id is not None:
+        started.append(workflow_id)
+        yield
+        return
+    workflow_id = str(uuid.uuid4())
+    started.append(workflow_id)
+    with SetWorkflowID(workflow_id):
+        yield
 
 
 @contextmanager

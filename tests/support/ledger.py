@@ -25,6 +25,11 @@ def record(tool: str, **details: Any) -> None:
         os.fsync(ledger.fileno())
 
 
+def path() -> Path:
+    """This process's ledger file."""
+    return Path(os.environ[ENV])
+
+
 def entries(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

@@ -40,6 +40,8 @@ from tests.support.cassettes import played, replay
 from tests.support.kill_points import pause
 
 REQUEST_LOG = "HARNESS_REQUEST_LOG"
+LATENCY = "HARNESS_LATENCY"
+"""Seconds each replayed request takes, as a model would (0 by default)."""
 APP_VERSION = "HARNESS_APP_VERSION"
 
 
@@ -57,6 +59,7 @@ def _log_and_maybe_pause(pause_at: int | None) -> None:
                 log.write(f"{time.time():.6f} {request.method} {request.uri}\n")
         if number == pause_at:
             pause()
+        time.sleep(float(os.environ.get(LATENCY, "0")))
         return original(self, request)
 
     Cassette.play_response = play_response  # type: ignore[method-assign]
@@ -108,7 +111,9 @@ def main(argv: list[str]) -> None:
     with replay(f"{app_name}.{scenario_name}") as cassette:
         DBOS.launch()  # in recover mode, DBOS resumes the interrupted workflow now
         report: dict[str, Any] = {"launched_at": time.time()}
-        if mode == "recover":
+        if mode == "recover" and DBOS.get_workflow_status(workflow_id) is not None:
+            # (Killed before the workflow was created, there is nothing to resume:
+            # calling the scenario again starts it, as a restarted app would.)
             started = time.monotonic()
             DBOS.retrieve_workflow(workflow_id).get_result(polling_interval_sec=0.05)
             report["recovery_seconds"] = time.monotonic() - started

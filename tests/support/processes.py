@@ -174,6 +174,18 @@ class Harness:
         )
         self.marker.unlink()
 
+    def run_and_kill_after(self, app: str, scenario: str, workflow_id: str, seconds: float) -> bool:
+        """Run a scenario and SIGKILL it ``seconds`` after it started; whether it was still running."""
+        pid, _, _ = self._spawn(["run", app, scenario, workflow_id], self._env())
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.005)
+        running = _alive(pid)
+        if running:
+            os.kill(pid, signal.SIGKILL)
+        self._wait(pid)
+        return running
+
     def run(self, mode: str, app: str, scenario: str, workflow_id: str) -> dict[str, Any]:
         pid, out, err = self._spawn([mode, app, scenario, workflow_id], self._env())
         status = self._wait(pid)

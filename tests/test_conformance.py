@@ -9,9 +9,11 @@ suite replays them.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from crewai import Agent, Crew, Process, Task
@@ -21,8 +23,12 @@ from pydantic import BaseModel
 from vcr.cassette import Cassette
 
 from crew_durable import DBOSAgent, DBOSCrew
+from tests.support import harness as harness_module
+from tests.support import ledger
+from tests.support.apps import parallel_crewai
 from tests.support.cassettes import SHARED_CASSETTES, played, recorder
 from tests.support.databases import Database
+from tests.support.processes import Harness
 
 
 @contextmanager
@@ -185,3 +191,40 @@ def test_agent_usage_metrics_are_captured_for_hierarchical_process(launched: Dat
         again = hierarchical_crew.kickoff()
     assert completions(cassette) == 0
     assert again.token_usage == result.token_usage
+
+
+def test_openai_parallel_native_tool_calling_test_crew(launched: Database, side_effects: Path) -> None:
+    """lib/crewai/tests/agents/test_native_tool_calling.py::TestOpenAINativeToolCalling::
+    test_openai_parallel_native_tool_calling_test_crew"""
+    workflow_id = f"conformance-{uuid.uuid4()}"
+    with parallel_crewai.cassette() as cassette, SetWorkflowID(workflow_id):
+        result = parallel_crewai.kickoff()
+
+    assert result
+    assert completions(cassette) == 2
+    searches = [e for e in ledger.entries(side_effects) if e["tool"] == "search"]
+    assert len(searches) >= 3
+    assert parallel_crewai.max_concurrency(searches) >= 2  # crewAI's assertion: the tools overlapped
+
+
+def test_a_kill_in_the_middle_of_crewais_parallel_tool_calls_recovers(
+    system_database: Database, tmp_path: Path
+) -> None:
+    if not parallel_crewai.RECORDING.exists():
+        pytest.skip(f"crewAI's recordings are not available at {SHARED_CASSETTES}")
+    harness = Harness(system_database, tmp_path)
+    workflow_id = f"parallel-{uuid.uuid4()}"
+
+    def tools_running() -> bool:  # the three one-second searches start after the first completion
+        times = harness.request_times()
+        return bool(times) and time.time() - times[0] > 0.5
+
+    assert harness.run_and_kill_when("parallel_crewai", "kickoff", workflow_id, tools_running)
+    assert harness.requests() == 1
+    recovering = Harness(system_database, tmp_path, env={harness_module.ALREADY_PLAYED: "1"})
+    report = recovering.run("recover", "parallel_crewai", "kickoff", workflow_id)
+
+    assert report["result"]
+    assert harness.requests() == 2  # the recorded first completion was not requested again
+    [task_run] = {s for s in report["steps"] if s == "crew_durable.agent_run"}
+    assert task_run

@@ -41,6 +41,8 @@ from tests.support.kill_points import pause
 
 REQUEST_LOG = "HARNESS_REQUEST_LOG"
 LATENCY = "HARNESS_LATENCY"
+ALREADY_PLAYED = "HARNESS_ALREADY_PLAYED"
+"""For cassettes matched in order: how many interactions a killed process already used."""
 """Seconds each replayed request takes, as a model would (0 by default)."""
 APP_VERSION = "HARNESS_APP_VERSION"
 
@@ -108,7 +110,10 @@ def main(argv: list[str]) -> None:
     scenario = app.SCENARIOS[scenario_name]
     _log_and_maybe_pause(int(rest[0]) if rest else None)
     _configure()
-    with replay(f"{app_name}.{scenario_name}") as cassette:
+    opener = getattr(app, "cassette", None)
+    with opener() if opener else replay(f"{app_name}.{scenario_name}") as cassette:
+        for index in range(int(os.environ.get(ALREADY_PLAYED, "0"))):
+            cassette.play_counts[index] = 1
         DBOS.launch()  # in recover mode, DBOS resumes the interrupted workflow now
         report: dict[str, Any] = {"launched_at": time.time()}
         if mode == "recover" and DBOS.get_workflow_status(workflow_id) is not None:

@@ -176,9 +176,13 @@ class Harness:
 
     def run_and_kill_after(self, app: str, scenario: str, workflow_id: str, seconds: float) -> bool:
         """Run a scenario and SIGKILL it ``seconds`` after it started; whether it was still running."""
-        pid, _, _ = self._spawn(["run", app, scenario, workflow_id], self._env())
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and _alive(pid):
+        return self.run_and_kill_when(app, scenario, workflow_id, lambda: time.monotonic() >= deadline)
+
+    def run_and_kill_when(self, app: str, scenario: str, workflow_id: str, now: Callable[[], bool]) -> bool:
+        """Run a scenario and SIGKILL it once ``now()`` is true; whether it was still running."""
+        pid, _, _ = self._spawn(["run", app, scenario, workflow_id], self._env())
+        while _alive(pid) and not now():
             time.sleep(0.005)
         running = _alive(pid)
         if running:

@@ -8,14 +8,17 @@ from contextvars import ContextVar
 from typing import Any
 
 from crewai import Agent, Task
+from crewai.agent.planning_config import PlanningConfig
 from crewai.llms.base_llm import BaseLLM
 from crewai.tools.base_tool import BaseTool
+from crewai.utilities.llm_utils import create_llm
 from dbos import DBOS, SetWorkflowID
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
 from crew_durable import _registry
 from crew_durable._dbos_internals import consumed_workflow_id
+from crew_durable._errors import CrewDurableError
 from crew_durable._executor import DurableAgentExecutor, cancelled_on_timeout
 from crew_durable._llm import DBOSLLM, fresh, in_workflow
 from crew_durable._step_config import StepConfig
@@ -70,8 +73,9 @@ class DBOSAgent(Agent):
         fields.pop("executor_class", None)
         fields["tools"] = make_tools_durable(agent_name, list(fields.get("tools") or []), tool_steps)
         source = _copying.get()
-        if source is not None:  # Agent.copy passes the function-calling LLM as a dump
+        if source is not None:  # Agent.copy passes these LLMs as dumps
             fields["function_calling_llm"] = source.function_calling_llm
+            fields["planning_config"] = source.planning_config
         super().__init__(
             agent_name=agent_name,
             llm_step_config=llm_step_config,
@@ -96,6 +100,22 @@ class DBOSAgent(Agent):
                 f"{self.agent_name}.function_calling_llm",
                 self.function_calling_llm_step_config,
                 role="function_calling_llm",
+            )
+        plan = _with_durable_llm(self.planning_config, self.agent_name, self.llm_step_config)
+        if plan is not self.planning_config:
+            self.planning_config = plan
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_wall_clock_planning(self) -> Self:
+        """A plan step that stops on wall-clock time would not stop at the same point in a replay."""
+        if self.planning_config is not None and self.planning_config.step_timeout is not None:
+            raise CrewDurableError(
+                f"DBOSAgent {self.agent_name!r}: planning_config.step_timeout ends a plan step after "
+                "a number of seconds, and a recovered run replays recorded steps far faster than "
+                "they first ran, so it would carry on where the original stopped. Bound plan steps "
+                "with planning_config.max_step_iterations, or the whole task with max_execution_time "
+                "(a durable run past it is cancelled)."
             )
         return self
 
@@ -204,6 +224,17 @@ def _fields_of(agent: Agent) -> dict[str, Any]:
     """
     names = (agent.model_fields_set | {"llm", "function_calling_llm", "tools"}) - _RUNTIME_FIELDS
     return {name: getattr(agent, name) for name in names}
+
+
+def _with_durable_llm(
+    plan: PlanningConfig | None, agent_name: str, config: StepConfig | None
+) -> PlanningConfig | None:
+    """The planning config, its own planning LLM (if it names one) wrapped so each completion is a step."""
+    llm = create_llm(plan.llm) if plan is not None and plan.llm is not None else None
+    if plan is None or llm is None or _is_wrapper_of(llm, agent_name, "planning_llm"):
+        return plan
+    durable = DBOSLLM.around(llm, f"{agent_name}.planning_llm", config, role="planning_llm")
+    return plan.model_copy(update={"llm": durable})
 
 
 def _is_wrapper_of(llm: Any, agent_name: str, role: str) -> bool:

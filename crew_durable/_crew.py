@@ -21,12 +21,14 @@ from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.crews.crew_output import CrewOutput
 from crewai.utilities.i18n import get_i18n
 from crewai.utilities.llm_utils import create_llm
+from crewai.utilities.planning_handler import CrewPlanner
 from dbos import DBOS, WorkflowHandle, WorkflowSerializationFormat, WorkflowStatus
 
 from crew_durable import _registry, _usage
 from crew_durable._agent import DBOSAgent
 from crew_durable._dbos_internals import reserve_step_ranges, running_in
 from crew_durable._errors import CrewDurableError, InvalidNameError, from_workflow_error
+from crew_durable._llm import DBOSLLM
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 
 # Fields of the original crew that are rebuilt rather than carried over.
@@ -54,6 +56,7 @@ class DBOSCrew:
             )
         self.crew_name = crew_name
         self.crew = _durable_crew(crew_name, orig_crew)
+        self.planning_llm = _durable_planning_llm(crew_name, orig_crew) if orig_crew.planning else None
         self.usage_metrics = _usage.as_metrics({})
         _registry.register_crew(crew_name, self)
 
@@ -127,7 +130,7 @@ class CrewRunHandle:
 @DBOS.workflow(name="crew_durable.crew_kickoff", serialization_type=WorkflowSerializationFormat.PORTABLE)
 def _crew_kickoff(crew_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """One kickoff of a named crew, on a copy of the crew made for this run."""
-    crew = _registry.crew(crew_name).crew.copy()
+    crew = _copy_for_run(_registry.crew(crew_name))
     _order_async_tasks(crew)
     with _running(crew_name), _usage.collecting_run_usage() as usage:
         output = crew.kickoff(inputs=inputs)
@@ -141,6 +144,13 @@ def _crew_kickoff(crew_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 )
 def _crew_kickoff_for_each(crew_name: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_crew_kickoff(crew_name, each) for each in inputs]
+
+
+def _copy_for_run(durable: DBOSCrew) -> Crew:
+    crew = durable.crew.copy()
+    if durable.planning_llm is not None:  # Crew.copy rebuilds the planning LLM from a dump
+        crew.planning_llm = durable.planning_llm
+    return crew
 
 
 @contextmanager
@@ -231,6 +241,18 @@ def _durable_manager(crew_name: str, orig: Crew, agents: list[BaseAgent]) -> DBO
     )
     # Delegation tools are added per task by crewAI, from the run's own agents.
     return DBOSAgent(agent_name=name, orig_agent=manager)
+
+
+def _durable_planning_llm(crew_name: str, orig: Crew) -> DBOSLLM:
+    """The LLM of crewAI's crew planner (``planning=True``), each completion a step.
+
+    crewAI plans a crew's tasks at the start of every kickoff with an agent
+    of its own; through this LLM a recovered kickoff gets the recorded plan
+    back, so its tasks read the same descriptions without paying for a new plan.
+    """
+    planning_llm = create_llm(CrewPlanner(tasks=[], planning_agent_llm=orig.planning_llm).planning_agent_llm)
+    assert planning_llm is not None
+    return DBOSLLM.around(planning_llm, f"{crew_name}.planning_llm", None, role="planning_llm")
 
 
 def _as_agent(agent: BaseAgent) -> Agent:

@@ -155,6 +155,15 @@ def reserve_step_ranges(count: int) -> list[DBOSContext] | None:
     return ranges
 
 
+def switch_to(scoped: DBOSContext) -> None:
+    """Make ``scoped`` the DBOS context of the rest of the current asyncio task.
+
+    For work whose thread is started from a task crewAI creates (``asyncio.to_thread``
+    copies the task's context), where no ``with`` block can surround it.
+    """
+    _dbos_context_var.set(scoped)
+
+
 @contextmanager
 def running_in(scoped: DBOSContext | None) -> Iterator[None]:
     """Make ``scoped`` the current thread's DBOS context for a block."""

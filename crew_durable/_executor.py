@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.agents.agent_executor import AgentExecutor
@@ -38,14 +38,22 @@ from crewai.utilities.agent_utils import (
     parse_tools,
     render_text_description_and_args,
 )
+from crewai.utilities.planning_types import TodoItem
 from crewai.utilities.prompts import StandardPromptResult, SystemPromptResult
+from crewai.utilities.step_execution_context import StepExecutionContext
 from crewai.utilities.token_counter_callback import TokenCalcHandler
 from dbos import DBOS, SetWorkflowID, WorkflowSerializationFormat
 from dbos._context import DBOSContext
 from pydantic import PrivateAttr
 
 from crew_durable import _registry, _tool_sources, _usage
-from crew_durable._dbos_internals import dbos_launched, next_workflow_id, reserve_step_ranges, running_in
+from crew_durable._dbos_internals import (
+    dbos_launched,
+    next_workflow_id,
+    reserve_step_ranges,
+    running_in,
+    switch_to,
+)
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._llm import fresh, in_workflow, reset
 from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
@@ -105,6 +113,29 @@ class DurableAgentExecutor(AgentExecutor):
     def _execute_single_native_tool_call(self, tool_call: Any) -> dict[str, Any]:
         with running_in(self._step_ranges.pop(id(tool_call), None)):
             return super()._execute_single_native_tool_call(tool_call)
+
+    # -- planning: a fixed range of step ids per todo run in parallel ---------
+
+    async def execute_todos_parallel(self) -> Literal["parallel_todos_complete"]:
+        """Reserve step ids for the plan's ready todos, in plan order.
+
+        crewAI runs each ready todo in a thread of its own; without a range
+        each, their completions and tools would take step ids in whatever
+        order the threads reach them, and a replay would hand one todo the
+        recorded completions of another.
+        """
+        ready = self.state.todos.get_ready_todos()
+        ranges = reserve_step_ranges(len(ready))
+        if ranges is not None:
+            self._step_ranges.update(zip(map(id, ready), ranges, strict=True))
+        return await super().execute_todos_parallel()
+
+    def _build_context_for_todo(self, todo: TodoItem) -> StepExecutionContext:
+        # crewAI calls this in the asyncio task that then starts the todo's thread.
+        scoped = self._step_ranges.pop(id(todo), None)
+        if scoped is not None:
+            switch_to(scoped)
+        return super()._build_context_for_todo(todo)
 
     # -- memory: one step per save, not a background write --------------------
 

@@ -29,7 +29,8 @@ from crew_durable._errors import NotRecoverableError, RecordedError, unwrap_step
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
 
-Role = Literal["llm", "function_calling_llm"]
+Role = Literal["llm", "function_calling_llm", "planning_llm"]
+"""What an LLM does for its agent; only the main LLM's usage counts toward a crew's, as in crewAI."""
 
 # crewAI's control-flow exceptions: a hook's decision is replayed as itself.
 _DECISIONS: dict[str, Callable[[str], Exception]] = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from crewai import Agent, Task
+from crewai.agent.planning_config import PlanningConfig
 from crewai.llms.base_llm import BaseLLM
 from pydantic import BaseModel
 
@@ -49,6 +50,12 @@ def test_a_duplicate_agent_name_is_refused_at_construction() -> None:
 def test_orig_agent_must_be_a_crewai_agent() -> None:
     with pytest.raises(TypeError, match=r"crewai\.Agent"):
         DBOSAgent(agent_name=f"typed-{uuid.uuid4()}", orig_agent="not an agent")  # type: ignore[arg-type]
+
+
+def test_a_plan_step_timeout_is_refused_with_what_to_use_instead() -> None:
+    planning = PlanningConfig(step_timeout=30)
+    with pytest.raises(CrewDurableError, match="max_step_iterations"):
+        DBOSAgent(agent_name="timed_planner", orig_agent=plain_agent(planning_config=planning))
 
 
 def test_step_config_rejects_impossible_settings() -> None:

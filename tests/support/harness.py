@@ -78,6 +78,17 @@ def _last_step_completed_at(workflow_id: str) -> float:
     return latest
 
 
+def workflow_tree(workflow_id: str) -> list[Any]:
+    """A workflow's step names, each child workflow's own steps nested under the step that
+    started it (DBOS's ``DBOS.getResult`` bookkeeping left out)."""
+    tree: list[Any] = []
+    for step in DBOS.list_workflow_steps(workflow_id):
+        name, child = step["function_name"], step["child_workflow_id"]
+        if name != "DBOS.getResult":
+            tree.append([name, workflow_tree(child)] if child else name)
+    return tree
+
+
 def _call(scenario: Callable[[], Any]) -> Any:
     return asyncio.run(scenario()) if inspect.iscoroutinefunction(scenario) else scenario()
 
@@ -130,6 +141,7 @@ def main(argv: list[str]) -> None:
         report["requests"] = played(cassette)
         steps = DBOS.list_workflow_steps(workflow_id)
         report["steps"] = [step["function_name"] for step in steps]
+        report["tree"] = workflow_tree(workflow_id)
         report["step_started_at"] = [(step["started_at_epoch_ms"] or 0) / 1000 for step in steps]
     print(json.dumps(report), flush=True)
     DBOS.destroy(destroy_registry=False)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbos import DBOSClient
+
 from tests.support import harness, kill_points, ledger
 from tests.support.cassettes import ROOT
 from tests.support.databases import Database
@@ -212,6 +214,14 @@ class Harness:
             raise AssertionError(f"harness {mode} failed:\n{completed.stderr[-6000:]}")
         report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
         return report
+
+    def recorded_outputs(self, workflow_id: str) -> list[Any]:
+        """The outputs of the steps DBOS has checkpointed for a workflow so far."""
+        client = DBOSClient(system_database_url=self.database.url)
+        try:
+            return [step["output"] for step in client.list_workflow_steps(workflow_id)]
+        finally:
+            client.destroy()
 
     def request_times(self) -> list[float]:
         """When each request was answered, across every process so far, killed ones included."""

@@ -21,6 +21,7 @@ from crewai.llms.base_llm import (
     call_stop_override,
     call_stream_override,
 )
+from crewai.llms.providers.openai.completion import OpenAICompletion
 from dbos import DBOS
 from pydantic import BaseModel, Field
 
@@ -304,8 +305,15 @@ def reset(current: Any, wanted: Any) -> Any:
 
 
 def _counts_locally(llm: BaseLLM) -> bool:
-    """Whether ``llm`` estimates token counts without a network request."""
-    if type(llm).get_input_tokens_count is BaseLLM.get_input_tokens_count:
+    """Whether ``llm`` estimates token counts without a network request.
+
+    crewAI's base estimate is local, and so is the OpenAI provider's when it
+    talks to an OpenAI-compatible server (there is no count endpoint to ask).
+    Any other count, a custom LLM's included, may ask the provider.
+    """
+    count = type(llm).get_input_tokens_count
+    if count is BaseLLM.get_input_tokens_count:
         return True
-    on_compatible_server = getattr(llm, "_on_compatible_server", None)
-    return bool(callable(on_compatible_server) and on_compatible_server())
+    return isinstance(llm, OpenAICompletion) and (
+        count is OpenAICompletion.get_input_tokens_count and llm._on_compatible_server()
+    )

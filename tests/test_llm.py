@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
+from typing import Any
 
+from crewai import Agent
+from crewai.llms.providers.openai.completion import OpenAICompletion
 from dbos import DBOS, SetWorkflowID
 
-from crew_durable import DBOSLLM, RecordedError
-from tests.support.apps import archivist, text_calculator
-from tests.support.cassettes import played, replay
+from crew_durable import DBOSLLM, DBOSAgent, RecordedError
+from tests.support import ledger
+from tests.support.apps import archivist, calculator, text_calculator
+from tests.support.cassettes import API_KEY, BASE_URL, played, replay
 from tests.support.databases import Database
 
 
@@ -96,3 +101,54 @@ def test_a_streamed_completion_is_one_step_and_streams_only_when_live(launched: 
     ]
     assert live_chunks > 0
     assert len(chunks) == live_chunks  # a recorded completion is not streamed again
+
+
+class ProviderCountingLLM(OpenAICompletion):
+    """A model whose input-token counts come from the provider: one request per count."""
+
+    def get_input_tokens_count(
+        self, messages: Any, tools: list[dict[str, Any]] | None = None, response_model: Any = None
+    ) -> int:
+        ledger.record("count_tokens")
+        return 1000
+
+
+token_counter = DBOSAgent(
+    agent_name="token_counter",
+    orig_agent=Agent(
+        role="Calculator",
+        goal="Answer arithmetic questions exactly, using your tools",
+        backstory="You never do arithmetic in your head.",
+        tools=[calculator.multiplier, calculator.adder],
+        llm=ProviderCountingLLM(model="gpt-4o-mini", base_url=BASE_URL, api_key=API_KEY),
+    ),
+)
+"""The calculator, on a model whose token counts are remote: its completions replay the calculator's."""
+
+
+def test_a_token_count_that_asks_the_provider_is_a_step(launched: Database, side_effects: Path) -> None:
+    """crewAI counts the input before each completion to decide whether to compact it."""
+    workflow_id = f"counts-{uuid.uuid4()}"
+    with replay("calculator.execute_task") as cassette, SetWorkflowID(workflow_id):
+        assert str(token_counter.execute_task(calculator.math_task(token_counter))) == "17"
+    assert played(cassette) == 3
+
+    names = [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
+    count, completion = "token_counter.llm.count_tokens", "token_counter.llm"
+    assert set(names) == {count, completion, "multiplier"}
+    assert names.count(completion) == 3
+    assert [names[i - 1] for i, name in enumerate(names) if name == completion] == [count] * 3
+    counted = ledger.count(side_effects, "count_tokens")  # (the provider also counts inside a completion)
+
+    replayed = DBOS.fork_workflow(workflow_id, len(names) + 1)  # every step replayed, as on recovery
+    assert str(replayed.get_result()["output"]["value"]) == "17"
+    assert ledger.count(side_effects, "count_tokens") == counted
+
+
+def test_a_local_token_estimate_is_not_a_step(launched: Database) -> None:
+    workflow_id = f"estimate-{uuid.uuid4()}"
+    with replay("calculator.execute_task"), SetWorkflowID(workflow_id):
+        calculator.execute_task()
+    assert not [
+        s for s in DBOS.list_workflow_steps(workflow_id) if s["function_name"].endswith("count_tokens")
+    ]

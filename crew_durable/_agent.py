@@ -9,11 +9,13 @@ from typing import Any
 
 from crewai import Agent, Task
 from crewai.agent.planning_config import PlanningConfig
+from crewai.agents.agent_builder.base_agent import PlatformAppOrAction
 from crewai.llms.base_llm import BaseLLM
+from crewai.mcp.config import MCPServerConfig
 from crewai.tools.base_tool import BaseTool
 from crewai.utilities.llm_utils import create_llm
 from dbos import DBOS, SetWorkflowID
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 from crew_durable import _registry
@@ -71,11 +73,16 @@ class DBOSAgent(Agent):
                 )
             fields = {**_fields_of(orig_agent), **fields}
         fields.pop("executor_class", None)
-        fields["tools"] = make_tools_durable(agent_name, list(fields.get("tools") or []), tool_steps)
         source = _copying.get()
-        if source is not None:  # Agent.copy passes these LLMs as dumps
+        if source is not None:  # Agent.copy passes these LLMs as dumps, and drops MCP servers and apps
             fields["function_calling_llm"] = source.function_calling_llm
             fields["planning_config"] = source.planning_config
+            fields["mcps"], fields["apps"] = source.mcps, source.apps
+            tool_steps = source._tool_steps
+        all_known = not (fields.get("mcps") or fields.get("apps"))
+        fields["tools"] = make_tools_durable(
+            agent_name, list(fields.get("tools") or []), tool_steps, all_known=all_known
+        )
         super().__init__(
             agent_name=agent_name,
             llm_step_config=llm_step_config,
@@ -83,8 +90,13 @@ class DBOSAgent(Agent):
             executor_class=DurableAgentExecutor,
             **fields,
         )
+        self._tool_steps = tool_steps
         if source is None:
             _registry.register_agent(agent_name, self)
+
+    _tool_steps: ToolSteps = PrivateAttr(default=False)
+    _runtime_tools: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Names of the tools crewAI added at run time, and where they came from (mcp, platform)."""
 
     @model_validator(mode="after")
     def _make_llms_durable(self) -> Self:
@@ -138,6 +150,18 @@ class DBOSAgent(Agent):
     async def _aexecute_with_timeout(self, task_prompt: str, task: Task, timeout: int) -> Any:
         with cancelled_on_timeout(timeout):
             return await super()._aexecute_with_timeout(task_prompt, task, timeout)
+
+    def get_mcp_tools(self, mcps: list[str | MCPServerConfig]) -> list[BaseTool]:
+        """The tools of the agent's MCP servers, those ``tool_steps`` selects made steps."""
+        return self._runtime(super().get_mcp_tools(mcps), "mcp")
+
+    def get_platform_tools(self, apps: list[PlatformAppOrAction]) -> list[BaseTool]:
+        """The tools of the agent's platform apps, those ``tool_steps`` selects made steps."""
+        return self._runtime(super().get_platform_tools(apps), "platform")
+
+    def _runtime(self, tools: list[BaseTool], source: str) -> list[BaseTool]:
+        self._runtime_tools.update(dict.fromkeys((tool.name for tool in tools), source))
+        return make_tools_durable(self.agent_name, tools, self._tool_steps, all_known=False)
 
     def _retrieve_memory_context(self, task: Task, task_prompt: str) -> str:
         """Recall memories as one step: a replayed run sees what the original recalled."""

@@ -2,11 +2,13 @@
 
 A tool object cannot go into the database, so a run records where each of
 its tools came from: the agent's own tools (found again by name on the
-agent the run names), the task's own tools (found on the durable crew's
-task with the same key), crewAI's memory tools (rebuilt on the agent's or
-the crew's memory), or crewAI's delegation tools (rebuilt from the
-coworkers' names and the role, goal and backstory they had in this run,
-which a crew may have filled in from its inputs).
+agent the run names), the tools crewAI adds at run time from the agent's
+MCP servers and platform apps (listed again from the same servers), the
+task's own tools (found on the durable crew's task with the same key),
+crewAI's memory tools (rebuilt on the agent's or the crew's memory), or
+crewAI's delegation tools (rebuilt from the coworkers' names and the role,
+goal and backstory they had in this run, which a crew may have filled in
+from its inputs).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def describe(tools: Sequence[BaseTool], agent: BaseAgent, task: Task | None) -> 
 
 
 def _describe(tool: BaseTool, agent: BaseAgent, task: Task | None) -> dict[str, Any]:
+    runtime_source = getattr(agent, "_runtime_tools", {}).get(tool.name)
+    if runtime_source is not None:
+        return {"name": tool.name, "source": runtime_source}
     if _has(agent.tools, tool):
         return {"name": tool.name, "source": "agent"}
     if task is not None and _has(task.tools, tool):
@@ -60,13 +65,40 @@ def _describe(tool: BaseTool, agent: BaseAgent, task: Task | None) -> dict[str, 
 
 def resolve(descriptions: Sequence[dict[str, Any]], agent: BaseAgent, crew: Crew | None) -> list[BaseTool]:
     """The tools a recovered run had, rebuilt from their descriptions."""
-    return [_resolve(description, agent, crew) for description in descriptions]
+    runtime = _RuntimeTools(agent)
+    return [_resolve(description, agent, crew, runtime) for description in descriptions]
 
 
-def _resolve(description: dict[str, Any], agent: BaseAgent, crew: Crew | None) -> BaseTool:
+class _RuntimeTools:
+    """The agent's MCP and platform tools, listed again at most once per recovered run."""
+
+    def __init__(self, agent: Any) -> None:
+        self._agent = agent
+        self._listed: dict[str, list[BaseTool]] = {}
+
+    def of(self, source: str) -> list[BaseTool]:
+        if source not in self._listed:
+            agent = self._agent
+            mcps, apps = getattr(agent, "mcps", None), getattr(agent, "apps", None)
+            if source == "mcp" and mcps:
+                self._listed[source] = agent.get_mcp_tools(mcps)
+            elif source == "platform" and apps:
+                self._listed[source] = agent.get_platform_tools(apps)
+            else:
+                self._listed[source] = []
+        return self._listed[source]
+
+
+def _resolve(
+    description: dict[str, Any], agent: BaseAgent, crew: Crew | None, runtime: _RuntimeTools
+) -> BaseTool:
     name = description["name"]
     source = description["source"]
-    if source == "agent":
+    if source in ("mcp", "platform"):
+        for tool in runtime.of(source):
+            if tool.name == name:
+                return tool
+    elif source == "agent":
         for tool in agent.tools or []:
             if tool.name == name:
                 return tool
@@ -85,11 +117,19 @@ def _resolve(description: dict[str, Any], agent: BaseAgent, crew: Crew | None) -
         for tool in AgentTools(agents=coworkers).tools():
             if tool.name == name:
                 return tool
+    where = _WHERE_TOOLS_COME_FROM.get(source, "Agent(tools=[...])")
     raise NotDefinedError(
         f"The recovered run of agent {_name_of(agent)!r} used a tool named {name!r} that "
-        "this process cannot find. Give the tool to the agent (Agent(tools=[...])) in "
-        "every process that may recover its runs."
+        f"this process cannot find. Give the agent the same tools ({where}) in every "
+        "process that may recover its runs."
     )
+
+
+_WHERE_TOOLS_COME_FROM = {
+    "mcp": "Agent(mcps=[...]), with the servers reachable",
+    "platform": "Agent(apps=[...])",
+    "task": "Task(tools=[...])",
+}
 
 
 def _coworker(entry: dict[str, Any]) -> BaseAgent:

@@ -98,8 +98,17 @@ def is_durable(tool: BaseTool) -> bool:
     return any(hasattr(candidate, "dbos_function_name") for candidate in candidates)
 
 
-def make_tools_durable(agent_name: str, tools: list[BaseTool], selection: ToolSteps) -> list[BaseTool]:
-    """The agent's tools, with the selected ones turned into steps named ``<agent>.tool.<name>``."""
+def make_tools_durable(
+    agent_name: str, tools: list[BaseTool], selection: ToolSteps, *, all_known: bool = True
+) -> list[BaseTool]:
+    """The agent's tools, with the selected ones turned into steps named ``<agent>.tool.<name>``.
+
+    A tool is selected by its name or, for an MCP tool (whose crewAI name
+    carries its server's), by the name its server gives it. ``all_known``
+    says whether ``tools`` is every tool the selection can name: tools that
+    crewAI adds at run time (MCP servers, platform apps) are not known yet
+    when the agent is built.
+    """
     if selection is False:
         return tools
     configs: Mapping[str, StepConfig | None]
@@ -109,18 +118,26 @@ def make_tools_durable(agent_name: str, tools: list[BaseTool], selection: ToolSt
         configs = selection
     else:
         configs = dict.fromkeys(selection)
-    unknown = set(configs) - {tool.name for tool in tools}
-    if unknown:
+    unknown = set(configs) - {name for tool in tools for name in _names(tool)}
+    if unknown and all_known:
         raise ValueError(
             f"DBOSAgent {agent_name!r}: tool_steps names tools the agent does not have: "
             f"{sorted(unknown)}. Its tools are {sorted(tool.name for tool in tools)}."
         )
-    return [
-        DBOSTool.around(tool, f"{agent_name}.tool.{tool.name}", configs[tool.name])
-        if tool.name in configs and not is_durable(tool)
-        else tool
-        for tool in tools
-    ]
+    return [_as_step(agent_name, tool, configs) for tool in tools]
+
+
+def _as_step(agent_name: str, tool: BaseTool, configs: Mapping[str, StepConfig | None]) -> BaseTool:
+    selected = [name for name in _names(tool) if name in configs]
+    if not selected or is_durable(tool):
+        return tool
+    return DBOSTool.around(tool, f"{agent_name}.tool.{_names(tool)[-1]}", configs[selected[0]])
+
+
+def _names(tool: BaseTool) -> list[str]:
+    """The tool's crewAI name and, for an MCP tool, the (shorter) name its server gives it."""
+    original = getattr(tool, "original_tool_name", None)
+    return [tool.name, original] if isinstance(original, str) else [tool.name]
 
 
 def durable_memory_tools(agent_name: str, tools: list[BaseTool]) -> list[BaseTool]:

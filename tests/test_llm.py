@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from crewai import Agent
+from crewai.hooks.llm_hooks import register_before_llm_call_hook, unregister_before_llm_call_hook
+from crewai.llms.base_llm import LLMCallBlockedError
 from crewai.llms.providers.openai.completion import OpenAICompletion
 from dbos import DBOS, SetWorkflowID
 
@@ -152,3 +154,35 @@ def test_a_local_token_estimate_is_not_a_step(launched: Database) -> None:
     assert not [
         s for s in DBOS.list_workflow_steps(workflow_id) if s["function_name"].endswith("count_tokens")
     ]
+
+
+@DBOS.workflow()
+def ask_directly() -> str:
+    """A completion asked for outside the agent loop (as guardrails and planners do)."""
+    try:
+        return str(calculator.calculator.llm.call([{"role": "user", "content": "What is 3 times 4?"}]))
+    except LLMCallBlockedError as error:
+        return f"blocked: {error}"
+
+
+def test_a_hook_that_blocks_a_completion_is_recorded_as_its_decision(launched: Database) -> None:
+    """The hook is asked once: a replay raises the recorded decision, whatever the hook says now."""
+    asked: list[str] = []
+
+    def block(context: Any) -> bool:
+        asked.append("asked")
+        return False
+
+    workflow_id = f"hooked-{uuid.uuid4()}"
+    register_before_llm_call_hook(block)
+    try:
+        with SetWorkflowID(workflow_id):
+            assert ask_directly() == "blocked: LLM call blocked by before_llm_call hook"
+    finally:
+        unregister_before_llm_call_hook(block)
+    assert asked == ["asked"]
+
+    [step] = DBOS.list_workflow_steps(workflow_id)
+    replayed = DBOS.fork_workflow(workflow_id, step["function_id"] + 1)
+    assert replayed.get_result() == "blocked: LLM call blocked by before_llm_call hook"
+    assert asked == ["asked"]

@@ -39,11 +39,12 @@ class DBOSAgent(Agent):
     """A durable crewAI agent: each ``execute_task`` / ``aexecute_task`` is a DBOS workflow.
 
     Build it from an existing agent; it goes anywhere an ``Agent`` goes
-    (``Task(agent=...)``, ``Crew(agents=[...])``). Every completion of its LLM
-    and function-calling LLM is a step; tools are steps when they are
-    ``@DBOS.step`` functions, or when ``tool_steps`` selects them: ``True``
+    (``Task(agent=...)``, ``Crew(agents=[...])``). Every completion of its LLM,
+    function-calling LLM and planning LLM is a step; tools are steps when they
+    are ``@DBOS.step`` functions, or when ``tool_steps`` selects them: ``True``
     for every tool, a list of tool names, or a mapping of tool names to
-    their ``StepConfig``. ``agent_name`` names the workflows and steps in the
+    their ``StepConfig`` (the tools crewAI takes from the agent's MCP servers
+    and platform apps at run time included). ``agent_name`` names the workflows and steps in the
     database and is how a process recovering a run finds this agent, so it
     must be unique and stable, and the agent must be defined before
     ``DBOS.launch()``.
@@ -54,6 +55,10 @@ class DBOSAgent(Agent):
     function_calling_llm_step_config: StepConfig | None = Field(
         default=None, description="Retries of function-calling LLM completions."
     )
+
+    _tool_steps: ToolSteps = PrivateAttr(default=False)
+    _runtime_tools: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Names of the tools crewAI added at run time, and where they came from (mcp, platform)."""
 
     def __init__(
         self,
@@ -93,10 +98,6 @@ class DBOSAgent(Agent):
         self._tool_steps = tool_steps
         if source is None:
             _registry.register_agent(agent_name, self)
-
-    _tool_steps: ToolSteps = PrivateAttr(default=False)
-    _runtime_tools: dict[str, str] = PrivateAttr(default_factory=dict)
-    """Names of the tools crewAI added at run time, and where they came from (mcp, platform)."""
 
     @model_validator(mode="after")
     def _make_llms_durable(self) -> Self:

@@ -314,6 +314,6 @@ def _counts_locally(llm: BaseLLM) -> bool:
     count = type(llm).get_input_tokens_count
     if count is BaseLLM.get_input_tokens_count:
         return True
-    return isinstance(llm, OpenAICompletion) and (
-        count is OpenAICompletion.get_input_tokens_count and llm._on_compatible_server()
-    )
+    if isinstance(llm, OpenAICompletion) and count is OpenAICompletion.get_input_tokens_count:
+        return bool(llm._on_compatible_server())
+    return False

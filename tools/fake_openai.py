@@ -110,6 +110,9 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle's algorithm the body
+            # would wait for the client's delayed ACK (40 ms on Linux) on every answer.
+            disable_nagle_algorithm = True
 
             def setup(self) -> None:
                 super().setup()

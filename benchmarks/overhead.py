@@ -1,22 +1,25 @@
 """What crew_durable adds per LLM step, beyond DBOS's own cost for the same work.
 
-    ./dev bench [--rounds 30] [--completions 10] [--backends sqlite,postgres]
+    ./dev bench [--rounds 100] [--completions 10] [--backends sqlite,postgres]
 
 End to end: in one process, against a local OpenAI-compatible fake that
 answers at zero latency (from a process of its own, as a remote model would),
-it alternates three runs of the same shape, round after round:
+it alternates four runs of the same shape, round after round:
 
 - plain:    a crewAI agent executes a task of N completions (N-1 tool calls);
+- naive:    the same agent, its LLM wrapped in the least a hand-written DBOS
+            integration does (each completion a step that pickles what the
+            provider returned), the task run inside a @DBOS.workflow;
 - durable:  the same agent as a DBOSAgent: one workflow, N completion steps;
 - dbos:     a bare DBOS workflow with the same inputs, N steps recording the
             same JSON the durable steps record, and the same output.
 
-crew_durable's cost per step is (durable - plain - dbos) / N, with
-durable - plain taken pairwise within each round. DBOS's checkpoint calls
-themselves take longer inside a busy crewAI process than in a bare workflow
-(on two cores, crewAI's threads and the database compete for the CPU), so the
-time spent in them is measured in both kinds of run and the adjusted figure
-subtracts the difference.
+crew_durable's cost per step is (durable - naive) / N, the difference taken
+pairwise within each round: naive pays DBOS's cost for the same steps, made
+from the same crewAI threads, so what is left is crew_durable's design
+(JSON records, usage, run descriptions, executors that recover). The bare
+workflow shows what DBOS's steps cost outside crewAI, where its calls do not
+compete with crewAI's threads for the CPU and the GIL.
 
 Own code: crew_durable's Python alone, without a database: the LLM wrapper
 around a stub model (per completion) and what each run adds around crewAI's
@@ -28,17 +31,19 @@ Prints the tables and writes JSON to benchmarks/results/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import platform
+import random
 import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +56,10 @@ import psycopg
 from crewai import LLM, Agent, Task
 from crewai.llms.base_llm import BaseLLM
 from crewai.tools import tool
-from dbos import DBOS, WorkflowSerializationFormat, _dbos
+from dbos import DBOS, WorkflowSerializationFormat
+from pydantic import Field
 
-from crew_durable import DBOSLLM, DBOSAgent, dbos_config
+from crew_durable import DBOSLLM, DBOSAgent, _usage, dbos_config
 from crew_durable import _executor as executor_module
 from tools.fake_openai import serve_in_process, tool_call
 
@@ -68,8 +74,12 @@ def lookup(key: int) -> str:
     return f"value-{key}"
 
 
-def _agent() -> Agent:
-    llm = LLM(model="gpt-4o-mini", base_url=f"http://127.0.0.1:{FAKE_PORT}/v1", api_key="sk-benchmark")
+def _llm() -> BaseLLM:
+    return LLM(model="gpt-4o-mini", base_url=f"http://127.0.0.1:{FAKE_PORT}/v1", api_key="sk-benchmark")
+
+
+def _agent(llm: BaseLLM | None = None) -> Agent:
+    llm = llm or _llm()
     return Agent(role="Looker", goal="Look keys up", backstory="Fast.", tools=[lookup], llm=llm)
 
 
@@ -99,39 +109,28 @@ def _record(record: str) -> str:
     return record
 
 
-class CheckpointClock:
-    """Wall time inside the system-database calls that make up a run's checkpoints.
+class NaiveStepLLM(BaseLLM):
+    """The least a hand-written DBOS integration does: each completion a step, its result pickled."""
 
-    Only the calls a workflow and its steps make are timed, so DBOS's own
-    background polling, which happens to run meanwhile, is not counted.
-    """
+    wrapped: BaseLLM = Field(exclude=True)
 
-    CALLS = ("init_workflow", "check_operation_execution", "record_operation_result")
-    CALLS += ("record_get_result", "update_workflow_outcome")
+    def call(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        return DBOS.run_step({"name": "naive.llm"}, self.wrapped.call, messages, *args, **kwargs)
 
-    def __init__(self) -> None:
-        self.spent: dict[str, float] = {}
-        self.current: str | None = None
-        self._depth = threading.local()
+    def supports_function_calling(self) -> bool:
+        supports = getattr(self.wrapped, "supports_function_calling", None)
+        return bool(supports()) if callable(supports) else False
 
-    def install(self, sys_db: Any) -> None:
-        for name in self.CALLS:
-            setattr(sys_db, name, self._timed(getattr(sys_db, name)))
 
-    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            depth = getattr(self._depth, "value", 0)
-            self._depth.value = depth + 1
-            started = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self._depth.value = depth
-                if depth == 0 and self.current is not None:
-                    elapsed = (time.perf_counter() - started) * 1000
-                    self.spent[self.current] = self.spent.get(self.current, 0.0) + elapsed
+naive = _agent(NaiveStepLLM(model="gpt-4o-mini", wrapped=_llm()))
 
-        return timed
+
+naive_task = Task(description="Look up the keys.", expected_output="done", agent=naive)
+
+
+@DBOS.workflow(name="benchmark.naive")
+def naive_workflow() -> Any:
+    return naive.execute_task(naive_task)
 
 
 def end_to_end(backend: str, rounds: int, completions: int) -> dict[str, Any]:
@@ -146,49 +145,58 @@ def end_to_end(backend: str, rounds: int, completions: int) -> dict[str, Any]:
         plain.execute_task(task)  # warm up both paths (imports, connections)
         durable.execute_task(durable_task)
         last = DBOS.list_workflows(limit=1, sort_desc=True)[0]
-        payload = DBOS.get_workflow_status(last.workflow_id).input or {}  # type: ignore[union-attr]
+        status = DBOS.get_workflow_status(last.workflow_id)
+        payload: dict[str, Any] = dict(status.input or {}) if status is not None else {}
         records = [str(step["output"]) for step in DBOS.list_workflow_steps(last.workflow_id)]
         runs: dict[str, Callable[[], Any]] = {
             "plain": lambda: plain.execute_task(task),
+            "naive": naive_workflow,
             "durable": lambda: durable.execute_task(durable_task),
             "dbos": lambda: bare_workflow(payload, records),
         }
+        naive_workflow()
         timings: dict[str, list[float]] = {name: [] for name in runs}
-        clock = CheckpointClock()
-        clock.install(_dbos._get_dbos_instance()._sys_db)
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         rss_before = _rss_mb()
         for round_number in range(rounds):
-            order = list(runs)[round_number % 3 :] + list(runs)[: round_number % 3]
-            for name in order:
-                clock.current = name
-                started = time.perf_counter()
+            shift = round_number % len(runs)
+            for name in list(runs)[shift:] + list(runs)[:shift]:
+                started, started_cpu = time.perf_counter(), time.process_time()
                 runs[name]()
                 timings[name].append((time.perf_counter() - started) * 1000)
-                clock.current = None
+                cpu[name].append((time.process_time() - started_cpu) * 1000)
         rss_growth = _rss_mb() - rss_before
     finally:
         server.__exit__(None, None, None)
         DBOS.destroy(destroy_registry=False)
         cleanup()
-    durable_minus_plain = statistics.median(
-        d - p for d, p in zip(timings["durable"], timings["plain"], strict=True)
-    )
-    bare = statistics.median(timings["dbos"])
-    checkpoints = {name: clock.spent.get(name, 0.0) / rounds for name in ("durable", "dbos")}
-    overhead = (durable_minus_plain - bare) / completions
-    slower_checkpoints = (checkpoints["durable"] - checkpoints["dbos"]) / completions
     return {
         "backend": backend,
         "completions_per_run": completions,
         "rounds": rounds,
         "median_ms": {name: statistics.median(values) for name, values in timings.items()},
-        "median_durable_minus_plain_ms": durable_minus_plain,
-        "dbos_ms_per_step": bare / completions,
-        "checkpoint_calls_ms_per_run": checkpoints,
-        "crew_durable_ms_per_step": overhead,
-        "crew_durable_ms_per_step_adjusted": overhead - slower_checkpoints,
+        "dbos_ms_per_step": statistics.median(timings["dbos"]) / completions,
+        "naive_ms_per_step": _paired_median(timings["naive"], timings["plain"]) / completions,
+        "crew_durable_ms_per_step": _paired_median(timings["durable"], timings["naive"]) / completions,
+        "crew_durable_ms_per_step_95": [
+            bound / completions for bound in _median_interval(timings["durable"], timings["naive"])
+        ],
+        "crew_durable_cpu_ms_per_step": _paired_median(cpu["durable"], cpu["naive"]) / completions,
         "rss_growth_mb_over_runs": rss_growth,
     }
+
+
+def _paired_median(these: list[float], those: list[float]) -> float:
+    """The median of the differences between runs of the same round."""
+    return statistics.median(a - b for a, b in zip(these, those, strict=True))
+
+
+def _median_interval(these: list[float], those: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """A 95% bootstrap interval of the paired median: how far the machine's noise lets us see."""
+    differences = [a - b for a, b in zip(these, those, strict=True)]
+    pick = random.Random(0).choices
+    medians = sorted(statistics.median(pick(differences, k=len(differences))) for _ in range(resamples))
+    return medians[int(resamples * 0.025)], medians[int(resamples * 0.975)]
 
 
 class StubLLM(BaseLLM):
@@ -224,7 +232,7 @@ def own_code(completions: int, repeats: int = 2000) -> dict[str, Any]:
         spec = launcher._describe_run(inputs)
         configured = launcher._fork().apply_to(executor_module._idle_executors.take("benchmark.looker"))
         executor_module._idle_executors.give("benchmark.looker", configured)
-        with executor_module._usage.collecting_run_usage() as usage:
+        with _usage.collecting_run_usage() as usage:
             outcome = executor_module._outcome(spec, configured, {"output": "done"}, usage)
         launcher._adopt(outcome)
 
@@ -269,17 +277,19 @@ def _rss_mb() -> float:
 
 def tables(results: list[dict[str, Any]], own: dict[str, Any]) -> str:
     lines = [
-        "| backend | plain crewAI | durable | bare DBOS | DBOS / step | checkpoint calls: durable / bare "
-        "| crew_durable / step | adjusted | max RSS growth |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| backend | plain crewAI | naive DBOS steps | durable | bare DBOS workflow "
+        "| DBOS / step, bare | DBOS / step, in crewAI | crew_durable / step (95% interval) "
+        "| crew_durable CPU / step | max RSS growth |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        m, c = r["median_ms"], r["checkpoint_calls_ms_per_run"]
+        m = r["median_ms"]
+        low, high = r["crew_durable_ms_per_step_95"]
         lines.append(
-            f"| {r['backend']} | {m['plain']:.1f} ms | {m['durable']:.1f} ms | {m['dbos']:.1f} ms "
-            f"| {r['dbos_ms_per_step']:.2f} ms | {c['durable']:.1f} / {c['dbos']:.1f} ms "
-            f"| {r['crew_durable_ms_per_step']:.2f} ms | {r['crew_durable_ms_per_step_adjusted']:.2f} ms "
-            f"| {r['rss_growth_mb_over_runs']:.1f} MB |"
+            f"| {r['backend']} | {m['plain']:.1f} ms | {m['naive']:.1f} ms | {m['durable']:.1f} ms "
+            f"| {m['dbos']:.1f} ms | {r['dbos_ms_per_step']:.2f} ms | {r['naive_ms_per_step']:.2f} ms "
+            f"| {r['crew_durable_ms_per_step']:.2f} ms ({low:.2f} to {high:.2f}) "
+            f"| {r['crew_durable_cpu_ms_per_step']:.2f} ms | {r['rss_growth_mb_over_runs']:.1f} MB |"
         )
     lines += [
         "",
@@ -291,14 +301,24 @@ def tables(results: list[dict[str, Any]], own: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Mute crewAI's panels and warnings (the same in every kind of run), so the table stands out."""
+    logging.getLogger("crewai").setLevel(logging.ERROR)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--completions", type=int, default=10)
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
-    results = [end_to_end(b, args.rounds, args.completions) for b in args.backends.split(",")]
-    own = own_code(args.completions)
+    print(f"Measuring {args.backends} ({args.rounds} rounds); crewAI's console output is muted...")
+    with _quiet():
+        results = [end_to_end(b, args.rounds, args.completions) for b in args.backends.split(",")]
+        own = own_code(args.completions)
     print(f"\n{args.rounds} alternating rounds, {args.completions} completions per run (medians):\n")
     print(tables(results, own))
     RESULTS.mkdir(exist_ok=True)

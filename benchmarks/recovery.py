@@ -1,0 +1,106 @@
+"""How soon a recovered run gets going after a crash, and how soon its caller hears back.
+
+    ./dev bench                 (after the overhead benchmark)
+    python -m benchmarks.recovery [--trials 10] [--backends sqlite,postgres]
+
+Each trial SIGKILLs a real process in the middle of a run and starts a new
+one against the same system database, as the crash tests do
+(tests/support/processes.py), then reads two delays off the checkpoints:
+
+- resume: from ``DBOS.launch()`` returning to the start of the recovered
+  task run's first new step (the calculator app, killed during its second
+  completion). DBOS alone would start recovered runs at its internal
+  queue's first poll, a second after launch.
+- answer: from the last step of a recovered crew kickoff (the newsroom app,
+  killed after its first task) to the return of a caller that asked for the
+  same workflow id right after launch, while the kickoff was being
+  recovered. DBOS alone would check on it once a second.
+
+Prints a table and writes JSON to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.support.databases import create
+from tests.support.processes import Harness
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def resume_delay(backend: str, directory: Path) -> float:
+    """Seconds from launch to the recovered calculator run's first new step."""
+    harness = Harness(create(backend, directory), directory)
+    try:
+        workflow_id = f"resume-{uuid.uuid4()}"
+        harness.run_until_killed("calculator", "execute_task", workflow_id, pause_at_request=2)
+        report = harness.run("recover", "calculator", "execute_task", workflow_id)
+    finally:
+        harness.database.drop()
+    launched = float(report["launched_at"])
+    return min(t for t in report["step_started_at"] if t >= launched) - launched
+
+
+def answer_delay(backend: str, directory: Path) -> float:
+    """Seconds from a recovered kickoff's last step to the return of a caller waiting on it."""
+    harness = Harness(create(backend, directory), directory)
+    try:
+        workflow_id = f"answer-{uuid.uuid4()}"
+        harness.run_until_killed("newsroom", "kickoff", workflow_id, pause_at_request=3)
+        report = harness.run("recall", "newsroom", "kickoff", workflow_id)
+    finally:
+        harness.database.drop()
+    return float(report["returned_at"]) - float(report["last_step_completed_at"])
+
+
+def measure(backend: str, trials: int) -> dict[str, Any]:
+    resume, answer = [], []
+    for _ in range(trials):
+        with tempfile.TemporaryDirectory(prefix="crew-durable-recovery-") as directory:
+            resume.append(resume_delay(backend, Path(directory)))
+        with tempfile.TemporaryDirectory(prefix="crew-durable-recovery-") as directory:
+            answer.append(answer_delay(backend, Path(directory)))
+    return {"backend": backend, "trials": trials, "resume_seconds": resume, "answer_seconds": answer}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| backend | trials | launch to first new step: median / max | last step to caller's answer: "
+        "median / max |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        resume, answer = r["resume_seconds"], r["answer_seconds"]
+        lines.append(
+            f"| {r['backend']} | {r['trials']} "
+            f"| {statistics.median(resume) * 1000:.0f} / {max(resume) * 1000:.0f} ms "
+            f"| {statistics.median(answer) * 1000:.0f} / {max(answer) * 1000:.0f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    args = parser.parse_args()
+    print(f"Killing and recovering runs, {args.trials} trials per backend...")
+    results = [measure(backend, args.trials) for backend in args.backends.split(",")]
+    print()
+    print(table(results))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"recovery-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nWritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

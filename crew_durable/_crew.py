@@ -47,6 +47,7 @@ class DBOSCrew:
 
     def __init__(self, *, crew_name: str, orig_crew: Crew) -> None:
         _registry.check_name("DBOSCrew", crew_name)
+        _registry.check_crew_name_free(crew_name)
         if not isinstance(orig_crew, Crew):
             raise TypeError(f"DBOSCrew(orig_crew=...) takes a crewai.Crew, got {type(orig_crew).__name__}.")
         if orig_crew.stream:

@@ -50,6 +50,13 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
+def check_crew_name_free(name: str) -> None:
+    """Refuse a taken crew name before its agents are wrapped (and registered) under it."""
+    with _lock:
+        if name in _crews:
+            raise _taken("crew", name)
+
+
 def register_agent(name: str, agent: DBOSAgent) -> None:
     _register("agent", _agents, name, agent)
 
@@ -69,12 +76,7 @@ def crew(name: str) -> DBOSCrew:
 def _register(kind: str, table: dict[str, _T], name: str, value: _T) -> None:
     with _lock:
         if name in table:
-            article = "An" if kind == "agent" else "A"
-            raise InvalidNameError(
-                f"{article} {kind} named {name!r} is already defined in this process. Names "
-                f"must be unique: each one names the workflows and steps of that {kind} in "
-                "the database."
-            )
+            raise _taken(kind, name)
         table[name] = value
     if dbos_launched():
         message = (
@@ -85,6 +87,15 @@ def _register(kind: str, table: dict[str, _T], name: str, value: _T) -> None:
         )
         logger.warning(message)
         warnings.warn(message, LateDefinitionWarning, stacklevel=4)
+
+
+def _taken(kind: str, name: str) -> InvalidNameError:
+    article = "An" if kind == "agent" else "A"
+    return InvalidNameError(
+        f"{article} {kind} named {name!r} is already defined in this process. Names "
+        f"must be unique: each one names the workflows and steps of that {kind} in "
+        "the database."
+    )
 
 
 def _lookup(kind: str, table: dict[str, _T], name: str, how: str) -> _T:

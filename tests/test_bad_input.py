@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crewai import Agent, Task
+from crewai import Agent, Crew, Task
 from crewai.agent.planning_config import PlanningConfig
 from crewai.llms.base_llm import BaseLLM
 from pydantic import BaseModel
@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from crew_durable import (
     CrewDurableError,
     DBOSAgent,
+    DBOSCrew,
     InvalidNameError,
     LateDefinitionWarning,
     NotRecoverableError,
@@ -45,6 +46,32 @@ def test_a_duplicate_agent_name_is_refused_at_construction() -> None:
     DBOSAgent(agent_name=name, orig_agent=plain_agent())
     with pytest.raises(InvalidNameError, match="already defined"):
         DBOSAgent(agent_name=name, orig_agent=plain_agent())
+
+
+def _crew_of(*agents: Any) -> Crew:
+    tasks = [Task(description=f"Check {n}.", expected_output="OK", agent=a) for n, a in enumerate(agents)]
+    return Crew(agents=list(agents), tasks=tasks)
+
+
+@pytest.mark.filterwarnings("ignore::crew_durable.LateDefinitionWarning")
+def test_crew_agents_whose_roles_give_one_name_must_be_named_by_the_user() -> None:
+    crew_name = f"twins-{uuid.uuid4().hex[:8]}"
+    first, second = plain_agent(), Agent(role="checker!", goal="g", backstory="b", llm=fake_llm())
+    with pytest.raises(InvalidNameError, match=rf"'{crew_name}\.checker'.*DBOSAgent\(agent_name="):
+        DBOSCrew(crew_name=crew_name, orig_crew=_crew_of(first, second))
+
+    named = DBOSAgent(agent_name=f"{crew_name}.lead_checker", orig_agent=first)
+    durable = DBOSCrew(crew_name=crew_name, orig_crew=_crew_of(named, second))
+    names = [agent.agent_name for agent in durable.crew.agents]  # type: ignore[attr-defined]
+    assert names == [f"{crew_name}.lead_checker", f"{crew_name}.checker"]
+
+
+@pytest.mark.filterwarnings("ignore::crew_durable.LateDefinitionWarning")
+def test_a_duplicate_crew_name_is_refused_before_its_agents_are_wrapped() -> None:
+    crew_name = f"crew-{uuid.uuid4().hex[:8]}"
+    DBOSCrew(crew_name=crew_name, orig_crew=_crew_of(plain_agent()))
+    with pytest.raises(InvalidNameError, match=rf"A crew named '{crew_name}' is already defined"):
+        DBOSCrew(crew_name=crew_name, orig_crew=_crew_of(plain_agent()))
 
 
 def test_orig_agent_must_be_a_crewai_agent() -> None:

@@ -77,12 +77,7 @@ class DBOSLLM(BaseLLM):
         inner = llm.wrapped if isinstance(llm, DBOSLLM) else llm
         _usage.tap(inner)
         return cls(
-            model=inner.model,
-            provider=inner.provider,
-            stop=list(inner.stop),
-            stream=inner.stream,
-            temperature=inner.temperature,
-            is_litellm=inner.is_litellm,
+            **_settings_of(inner),
             wrapped=inner,
             step_name=step_name,
             step_config=config or StepConfig(),
@@ -283,6 +278,20 @@ class DBOSLLM(BaseLLM):
             if callable(value):
                 raise
             return value
+
+
+def _settings_of(llm: BaseLLM) -> dict[str, Any]:
+    """The wrapped LLM's own settings (model, provider, base URL, key...), for the wrapper to show.
+
+    crewAI reads some of them off the agent's LLM to call the provider by
+    other means (instructor's client for ``output_json`` conversions takes
+    ``base_url`` and ``api_key``); they must be the wrapped LLM's, not defaults.
+    The wrapper keeps them in memory only: no LLM is recorded.
+    """
+    fields = set(BaseLLM.model_fields) - {"llm_type"}
+    settings = {name: getattr(llm, name) for name in fields if hasattr(llm, name)}
+    settings["stop"] = list(llm.stop)
+    return settings
 
 
 def fresh(llm: Any) -> Any:

@@ -53,6 +53,10 @@ def test_the_agent_llms_are_durable_wrappers_of_the_original_llms() -> None:
     assert agent.llm.supports_function_calling() is False
     assert agent.function_calling_llm.supports_function_calling() is True
     assert agent.llm.api == "completions"  # provider settings read through
+    fc_llm = agent.function_calling_llm
+    # crewAI reads these off the agent's LLM to reach the provider by other means (instructor)
+    assert (fc_llm.base_url, fc_llm.api_key) == (fc_llm.wrapped.base_url, fc_llm.wrapped.api_key)
+    assert fc_llm.base_url is not None
 
 
 def test_a_provider_error_is_recorded_as_data_crewai_still_recognises(launched: Database) -> None:

@@ -43,6 +43,7 @@ def record(app_name: str, scenario: str) -> None:
     app = _app(app_name)
     run = app.SCENARIOS[scenario]
     path = CASSETTES / f"{app_name}.{scenario}.yaml"
+    path.unlink(missing_ok=True)  # vcrpy's record mode "all" would keep the old interactions too
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CREW_DURABLE_TEST_LEDGER"] = f"{tmp}/ledger.jsonl"  # apps' side effects go here
         DBOS(config=dbos_config("record", f"sqlite:///{tmp}/record.sqlite"))

@@ -13,12 +13,14 @@ from crewai.agents.agent_builder.base_agent import PlatformAppOrAction
 from crewai.llms.base_llm import BaseLLM
 from crewai.mcp.config import MCPServerConfig
 from crewai.tools.base_tool import BaseTool
+from crewai.utilities.converter import Converter
 from crewai.utilities.llm_utils import create_llm
 from dbos import DBOS, SetWorkflowID
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 from crew_durable import _registry
+from crew_durable._converter import DurableConverter
 from crew_durable._dbos_internals import consumed_workflow_id
 from crew_durable._errors import CrewDurableError
 from crew_durable._executor import DurableAgentExecutor, cancelled_on_timeout
@@ -163,6 +165,18 @@ class DBOSAgent(Agent):
     def _runtime(self, tools: list[BaseTool], source: str) -> list[BaseTool]:
         self._runtime_tools.update(dict.fromkeys((tool.name for tool in tools), source))
         return make_tools_durable(self.agent_name, tools, self._tool_steps, all_known=False)
+
+    def get_output_converter(  # type: ignore[override]
+        self, llm: BaseLLM, text: str, model: type[BaseModel], instructions: str
+    ) -> Converter:
+        """crewAI's converter for ``output_json``/``output_pydantic``, its instructor call a step."""
+        return DurableConverter(
+            llm=llm,
+            text=text,
+            model=model,
+            instructions=instructions,
+            step_name=f"{self.agent_name}.output_json",
+        )
 
     def _retrieve_memory_context(self, task: Task, task_prompt: str) -> str:
         """Recall memories as one step: a replayed run sees what the original recalled."""

@@ -20,6 +20,7 @@ import asyncio
 import importlib
 import inspect
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -90,6 +91,10 @@ def _app(name: str) -> Any:
 def main(selection: list[str]) -> None:
     os.chdir(Path(__file__).resolve().parents[1])
     wanted = selection or [*apps(), "demo"]
+    if len(wanted) > 1:  # one process per app: apps may define agents and crews of the same names
+        for item in wanted:
+            subprocess.run([sys.executable, "-m", "tools.record_cassettes", item], check=True)
+        return
     for item in wanted:
         app_name, _, scenario = item.partition(".")
         app = _app(app_name)

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from crewai import Agent
+from crewai.tools import tool
 from dbos import DBOS, SetWorkflowID
 
-from crew_durable import CrewDurableError, DBOSAgent, DBOSTool, RecordedError, StepConfig, idempotency_key
+from crew_durable import (
+    CrewDurableError,
+    DBOSAgent,
+    DBOSTool,
+    NotRecoverableError,
+    RecordedError,
+    StepConfig,
+    idempotency_key,
+)
 from tests.support import ledger
 from tests.support.apps import calculator, payments
 from tests.support.cassettes import fake_llm, played, replay
@@ -17,6 +27,20 @@ from tests.support.databases import Database
 from tests.support.processes import Harness
 
 ADA = '{"charged": "ch_ada_42", "receipt": "receipt for ch_ada_42 sent to ada@example.com"}'
+
+
+@tool
+def tag_set(tag: str) -> Any:
+    """Return the tags as a set, which cannot be recorded as JSON."""
+    return {tag}
+
+
+_tag_step = DBOSTool.around(tag_set, "checks.tool.tag_set")
+
+
+@DBOS.workflow(name="tests.call_tag_set")
+def call_tag_set() -> str:
+    return str(_tag_step.run(tag="x"))
 
 
 def test_selected_tools_are_steps_that_retry_only_transient_errors(
@@ -63,6 +87,11 @@ def test_a_tool_error_is_recorded_and_fed_to_the_model_without_retrying(
     assert isinstance(charge["error"], RecordedError)
     assert str(charge["error"]) == "card declined"
     assert ledger.count(side_effects, "charge_attempt") == 1  # not transient: not retried
+
+
+def test_a_tool_result_that_cannot_be_recorded_names_the_tool(launched: Database) -> None:
+    with pytest.raises(NotRecoverableError, match="The tool 'tag_set' produced a value that cannot"):
+        call_tag_set()
 
 
 def test_idempotency_key_outside_a_durable_run_says_where_it_works() -> None:

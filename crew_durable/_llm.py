@@ -288,10 +288,8 @@ def _settings_of(llm: BaseLLM) -> dict[str, Any]:
     ``base_url`` and ``api_key``); they must be the wrapped LLM's, not defaults.
     The wrapper keeps them in memory only: no LLM is recorded.
     """
-    fields = set(BaseLLM.model_fields) - {"llm_type"}
-    settings = {name: getattr(llm, name) for name in fields if hasattr(llm, name)}
-    settings["stop"] = list(llm.stop)
-    return settings
+    settings = {name: getattr(llm, name) for name in BaseLLM.model_fields if name != "llm_type"}
+    return {**settings, "stop": list(llm.stop)}
 
 
 def fresh(llm: Any) -> Any:

@@ -36,38 +36,34 @@ from tests.support.processes import Harness
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def resume_delay(backend: str, directory: Path) -> float:
+def _killed_then(mode: str, app: str, scenario: str, kill_at_request: int, backend: str) -> dict[str, Any]:
+    """SIGKILL a run of ``app`` at a request, then run ``mode`` in a new process; its report."""
+    with tempfile.TemporaryDirectory(prefix="crew-durable-recovery-") as directory:
+        harness = Harness(create(backend, Path(directory)), Path(directory))
+        try:
+            workflow_id = f"{app}-{uuid.uuid4()}"
+            harness.run_until_killed(app, scenario, workflow_id, pause_at_request=kill_at_request)
+            return harness.run(mode, app, scenario, workflow_id)
+        finally:
+            harness.database.drop()
+
+
+def resume_delay(backend: str) -> float:
     """Seconds from launch to the recovered calculator run's first new step."""
-    harness = Harness(create(backend, directory), directory)
-    try:
-        workflow_id = f"resume-{uuid.uuid4()}"
-        harness.run_until_killed("calculator", "execute_task", workflow_id, pause_at_request=2)
-        report = harness.run("recover", "calculator", "execute_task", workflow_id)
-    finally:
-        harness.database.drop()
+    report = _killed_then("recover", "calculator", "execute_task", 2, backend)
     launched = float(report["launched_at"])
     return min(t for t in report["step_started_at"] if t >= launched) - launched
 
 
-def answer_delay(backend: str, directory: Path) -> float:
+def answer_delay(backend: str) -> float:
     """Seconds from a recovered kickoff's last step to the return of a caller waiting on it."""
-    harness = Harness(create(backend, directory), directory)
-    try:
-        workflow_id = f"answer-{uuid.uuid4()}"
-        harness.run_until_killed("newsroom", "kickoff", workflow_id, pause_at_request=3)
-        report = harness.run("recall", "newsroom", "kickoff", workflow_id)
-    finally:
-        harness.database.drop()
+    report = _killed_then("recall", "newsroom", "kickoff", 3, backend)
     return float(report["returned_at"]) - float(report["last_step_completed_at"])
 
 
 def measure(backend: str, trials: int) -> dict[str, Any]:
-    resume, answer = [], []
-    for _ in range(trials):
-        with tempfile.TemporaryDirectory(prefix="crew-durable-recovery-") as directory:
-            resume.append(resume_delay(backend, Path(directory)))
-        with tempfile.TemporaryDirectory(prefix="crew-durable-recovery-") as directory:
-            answer.append(answer_delay(backend, Path(directory)))
+    resume = [resume_delay(backend) for _ in range(trials)]
+    answer = [answer_delay(backend) for _ in range(trials)]
     return {"backend": backend, "trials": trials, "resume_seconds": resume, "answer_seconds": answer}
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -123,8 +124,6 @@ class NaiveStepLLM(BaseLLM):
 
 
 naive = _agent(NaiveStepLLM(model="gpt-4o-mini", wrapped=_llm()))
-
-
 naive_task = Task(description="Look up the keys.", expected_output="done", agent=naive)
 
 
@@ -142,7 +141,8 @@ def end_to_end(backend: str, rounds: int, completions: int) -> dict[str, Any]:
     try:
         task = Task(description="Look up the keys.", expected_output="done", agent=plain)
         durable_task = Task(description="Look up the keys.", expected_output="done", agent=durable)
-        plain.execute_task(task)  # warm up both paths (imports, connections)
+        plain.execute_task(task)  # warm up every path (imports, connections)
+        naive_workflow()
         durable.execute_task(durable_task)
         last = DBOS.list_workflows(limit=1, sort_desc=True)[0]
         status = DBOS.get_workflow_status(last.workflow_id)
@@ -154,17 +154,19 @@ def end_to_end(backend: str, rounds: int, completions: int) -> dict[str, Any]:
             "durable": lambda: durable.execute_task(durable_task),
             "dbos": lambda: bare_workflow(payload, records),
         }
-        naive_workflow()
         timings: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         rss_before = _rss_mb()
         for round_number in range(rounds):
             shift = round_number % len(runs)
             for name in list(runs)[shift:] + list(runs)[:shift]:
+                gc.collect()  # as timeit does: no run pays for another's garbage
+                gc.disable()
                 started, started_cpu = time.perf_counter(), time.process_time()
                 runs[name]()
                 timings[name].append((time.perf_counter() - started) * 1000)
                 cpu[name].append((time.process_time() - started_cpu) * 1000)
+                gc.enable()
         rss_growth = _rss_mb() - rss_before
     finally:
         server.__exit__(None, None, None)

@@ -39,4 +39,5 @@ def test_a_recovered_kickoff_replays_the_conversion(system_database: Database, t
 
     assert report["result"]["tasks_output"][0]["json_dict"] == TALLY
     assert report["result"]["raw"] == "Hear ye: the ayes have it, 3 to 1!"
+    assert report["steps"].count("tally.vote_counter.output_json") == 1
     assert harness.requests() == UNINTERRUPTED_REQUESTS + 1  # only the announcement in flight, again

@@ -39,4 +39,4 @@ def test_side_effects_happen_once_whatever_the_kill_point(
     assert figures["trials"] == TRIALS[backend]
     assert figures["keyed_duplicates"] == 0
     assert figures["step_order_or_other_errors"] == 0
-    assert figures["killed_mid_run"] >= TRIALS[backend] * 0.8  # kills land while the crew runs
+    assert figures["killed_mid_run"] == TRIALS[backend]  # every kill interrupted a pending workflow

@@ -5,7 +5,9 @@
 Each trial runs the crew (tests/support/apps/orders.py) in a real process and
 SIGKILLs it either after a random delay (anywhere: inside a step, between
 steps, inside a database write) or inside a tool, just before or just after
-its side effect. A new process then recovers the run. A trial passes when
+its side effect. A delay that lands before the workflow started or after it
+finished is drawn again, narrowed, on a new run, so every kill interrupts a
+pending workflow. A new process then recovers the run. A trial passes when
 the recovered output equals an uninterrupted run's; every completed step of
 a keyed tool (reserve_stock, charge_card) has had exactly one effect, even
 the step that was in flight at the kill (it ran again with the same key);
@@ -34,6 +36,7 @@ from tests.support.processes import Harness
 
 TOOL_POINTS = ["stock:before", "stock:after", "charge:before", "charge:after", "email:before", "email:after"]
 LATENCY = "0.03"
+MAX_ATTEMPTS = 8
 
 
 @dataclass
@@ -81,14 +84,12 @@ def run_trial(
     expected: dict[str, Any],
     duration: float,
 ) -> Trial:
-    directory.mkdir(parents=True)
-    trial = Harness(database, directory, env={harness.LATENCY: LATENCY})
-    workflow_id = f"orders-{uuid.uuid4()}"
     if rng.random() < 0.6:
-        delay = rng.uniform(0.02, duration)
-        kill = f"after {delay:.2f} s"
-        mid_run = trial.run_and_kill_after("orders", "kickoff", workflow_id, delay)
+        trial, workflow_id, kill, mid_run = _kill_after_a_delay(rng, database, directory, duration)
     else:
+        directory.mkdir(parents=True)
+        trial = Harness(database, directory, env={harness.LATENCY: LATENCY})
+        workflow_id = f"orders-{uuid.uuid4()}"
         point = rng.choice(TOOL_POINTS)
         kill = f"in tool at {point}"
         trial.run_until_killed("orders", "kickoff", workflow_id, pause_in_tool=point)
@@ -107,6 +108,43 @@ def run_trial(
         keyed_missing,
         unkeyed_repeats,
     )
+
+
+def _kill_after_a_delay(
+    rng: random.Random, database: Database, directory: Path, duration: float
+) -> tuple[Harness, str, str, bool]:
+    """SIGKILL a run after a random delay that lands while its workflow is pending.
+
+    How long a process takes to start and to finish varies from run to run,
+    so a delay drawn from the reference run's duration can miss the workflow.
+    A miss is drawn again between the delays known to be too early and too
+    late, on a new run of its own (directory, ledger, workflow id).
+    """
+    early, late = 0.02, duration
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        delay = rng.uniform(early, late)
+        trial = Harness(database, directory / f"attempt{attempt}", env={harness.LATENCY: LATENCY})
+        trial.directory.mkdir(parents=True)
+        workflow_id = f"orders-{uuid.uuid4()}"
+        trial.run_and_kill_after("orders", "kickoff", workflow_id, delay)
+        status = _workflow_status(database, workflow_id)
+        if status == "PENDING":
+            return trial, workflow_id, f"after {delay:.2f} s (attempt {attempt})", True
+        if status is None:
+            early = delay
+        else:
+            late = delay
+    return trial, workflow_id, f"after {delay:.2f} s (attempt {attempt}, {status})", False
+
+
+def _workflow_status(database: Database, workflow_id: str) -> str | None:
+    """The workflow's status as recorded, or None when it was never started."""
+    client = DBOSClient(system_database_url=database.url)
+    try:
+        found = client.list_workflows(workflow_ids=[workflow_id])
+    finally:
+        client.destroy()
+    return found[0].status if found else None
 
 
 def _count_effects(database: Database, workflow_id: str, ledger_file: Path) -> tuple[int, int, int]:

@@ -7,18 +7,25 @@ stopped, without paying for any finished step twice.
 """
 
 from crew_durable._agent import DBOSAgent
+from crew_durable._client import CrewClient
 from crew_durable._config import dbos_config
 from crew_durable._crew import CrewRunHandle, DBOSCrew
 from crew_durable._dbos_internals import start_recovery_promptly, wait_for_existing_runs_promptly
 from crew_durable._errors import (
+    AnswerRefusedError,
     CrewDurableError,
+    DatabaseNotReadyError,
     InvalidNameError,
     NotDefinedError,
     NotRecoverableError,
     RecordedError,
+    RecordFormatError,
+    UnknownRunError,
 )
 from crew_durable._executor import DurableAgentExecutor
+from crew_durable._human_input import set_human_input_provider
 from crew_durable._llm import DBOSLLM
+from crew_durable._protocol import InputRequest, StreamEvent, kept_tokens
 from crew_durable._registry import LateDefinitionWarning
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import DBOSTool, idempotency_key
@@ -28,18 +35,27 @@ wait_for_existing_runs_promptly()
 
 __all__ = [
     "DBOSLLM",
+    "AnswerRefusedError",
+    "CrewClient",
     "CrewDurableError",
     "CrewRunHandle",
     "DBOSAgent",
     "DBOSCrew",
     "DBOSTool",
+    "DatabaseNotReadyError",
     "DurableAgentExecutor",
+    "InputRequest",
     "InvalidNameError",
     "LateDefinitionWarning",
     "NotDefinedError",
     "NotRecoverableError",
+    "RecordFormatError",
     "RecordedError",
     "StepConfig",
+    "StreamEvent",
+    "UnknownRunError",
     "dbos_config",
     "idempotency_key",
+    "kept_tokens",
+    "set_human_input_provider",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -57,6 +57,13 @@ class DBOSAgent(Agent):
     function_calling_llm_step_config: StepConfig | None = Field(
         default=None, description="Retries of function-calling LLM completions."
     )
+    approval_required: list[str] = Field(
+        default_factory=list, description="Tools whose every call waits for a person's approval."
+    )
+    input_timeout: float | None = Field(
+        default=None,
+        description="Seconds a run waits for a person (feedback, approval) before going on without.",
+    )
 
     _tool_steps: ToolSteps = PrivateAttr(default=False)
     _runtime_tools: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -70,9 +77,16 @@ class DBOSAgent(Agent):
         llm_step_config: StepConfig | None = None,
         function_calling_llm_step_config: StepConfig | None = None,
         tool_steps: ToolSteps = False,
+        approval_required: Iterable[str] = (),
+        input_timeout: float | None = None,
         **fields: Any,
     ) -> None:
         _registry.check_name("DBOSAgent", agent_name)
+        approvals = _tool_names("approval_required", approval_required)
+        if input_timeout is not None and not input_timeout > 0:
+            raise ValueError(
+                f"DBOSAgent(input_timeout=...) is a number of seconds above 0, got {input_timeout!r}."
+            )
         if orig_agent is not None:
             if not isinstance(orig_agent, Agent):
                 raise TypeError(
@@ -86,14 +100,22 @@ class DBOSAgent(Agent):
             fields["planning_config"] = source.planning_config
             fields["mcps"], fields["apps"] = source.mcps, source.apps
             tool_steps = source._tool_steps
+            approvals, input_timeout = source.approval_required, source.input_timeout
         all_known = not (fields.get("mcps") or fields.get("apps"))
         fields["tools"] = make_tools_durable(
-            agent_name, list(fields.get("tools") or []), tool_steps, all_known=all_known
+            agent_name,
+            list(fields.get("tools") or []),
+            tool_steps,
+            approvals=approvals,
+            approval_timeout=input_timeout,
+            all_known=all_known,
         )
         super().__init__(
             agent_name=agent_name,
             llm_step_config=llm_step_config,
             function_calling_llm_step_config=function_calling_llm_step_config,
+            approval_required=approvals,
+            input_timeout=input_timeout,
             executor_class=DurableAgentExecutor,
             **fields,
         )
@@ -164,7 +186,14 @@ class DBOSAgent(Agent):
 
     def _runtime(self, tools: list[BaseTool], source: str) -> list[BaseTool]:
         self._runtime_tools.update(dict.fromkeys((tool.name for tool in tools), source))
-        return make_tools_durable(self.agent_name, tools, self._tool_steps, all_known=False)
+        return make_tools_durable(
+            self.agent_name,
+            tools,
+            self._tool_steps,
+            approvals=self.approval_required,
+            approval_timeout=self.input_timeout,
+            all_known=False,
+        )
 
     def get_output_converter(  # type: ignore[override]
         self, llm: BaseLLM, text: str, model: type[BaseModel], instructions: str
@@ -253,6 +282,12 @@ def _retry_workflow_id() -> Iterator[None]:
     retry_id = f"{base}-retry-{int(number) + 1}" if base and number.isdigit() else f"{previous}-retry-1"
     with SetWorkflowID(retry_id):
         yield
+
+
+def _tool_names(option: str, names: Iterable[str]) -> list[str]:
+    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        raise TypeError(f"DBOSAgent({option}=...) takes a list of tool names, got {names!r}.")
+    return list(names)
 
 
 def _fields_of(agent: Agent) -> dict[str, Any]:

@@ -17,18 +17,24 @@ loudly.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dbos import _core, _dbos
+import sqlalchemy as sa
+from dbos import DBOSClient, WorkflowSerializationFormat, _core, _dbos
 from dbos._context import (
     DBOSContext,
     _dbos_context_var,
     child_workflow_id,
     get_local_dbos_context,
     get_workflow_start_options,
+    snapshot_step_context,
 )
+from dbos._migration import get_migration_versions, get_sqlite_migration_versions
+from dbos._serialization import deserialize_value, serialize_value
+from dbos._sys_db import SystemDatabase, _dbos_streams_channel
 
 PROMPT_POLL_SECONDS = 0.05
 """How often DBOS's internal queue polls during the first seconds after launch."""
@@ -83,6 +89,11 @@ def consumed_workflow_id() -> str | None:
     """The id of the enclosing ``SetWorkflowID`` block, if a workflow already took it."""
     assigned = get_workflow_start_options().assigned_id
     return assigned.workflow_id if assigned is not None and assigned.consumed else None
+
+
+def start_attributes() -> dict[str, Any] | None:
+    """The attributes an enclosing ``SetWorkflowAttributes`` block gives the next workflow."""
+    return get_workflow_start_options().workflow_attributes
 
 
 def next_workflow_id() -> str | None:
@@ -175,3 +186,142 @@ def running_in(scoped: DBOSContext | None) -> Iterator[None]:
         yield
     finally:
         _dbos_context_var.reset(token)
+
+
+# -- a run's events, written to its root run's stream -------------------------
+
+STREAM_EVENT_STEP = "crew_durable.stream_event"
+"""The name under which a workflow records that it wrote one event to its run's stream."""
+
+
+def _system_database() -> SystemDatabase:
+    instance = _dbos._dbos_global_instance
+    if instance is None or not instance._launched:
+        raise RuntimeError("DBOS is not launched in this process.")
+    return instance._sys_db
+
+
+def reserve_operation() -> DBOSContext | None:
+    """Take the next step id of the current workflow now, for an operation done later.
+
+    For async code: an id taken before an ``await`` does not depend on which
+    of several concurrent coroutines resumes first.
+    """
+    ctx = get_local_dbos_context()
+    if ctx is None or not ctx.is_workflow():
+        return None
+    return ctx.snapshot_step_ctx()
+
+
+def write_to_run_stream(
+    run_id: str, run_step_id: int, key: str, value: Any, reserved: DBOSContext | None = None
+) -> None:
+    """From workflow code, append ``value`` to the stream of workflow ``run_id``, exactly once.
+
+    DBOS writes a workflow's stream only from that workflow (or its steps);
+    a crew's tasks are child workflows, and their events belong in the
+    crew run's one stream so a reader sees one ordered sequence. The write
+    is recorded as an operation of the *current* workflow, in the same
+    transaction as the stream row, as ``DBOS.write_stream`` records its own:
+    a replayed run skips it. ``run_step_id`` is the root run's step under
+    which the writing workflow runs; DBOS's fork keeps the stream rows of
+    steps before the fork point.
+    """
+    ctx = reserved if reserved is not None else snapshot_step_context(reserve_sleep_id=False)
+    if ctx is None or not ctx.workflow_id:
+        raise RuntimeError("write_to_run_stream() must be called from workflow code")
+    if run_id == ctx.workflow_id:
+        run_step_id = ctx.function_id
+    sys_db = _system_database()
+    serialized, serialization = serialize_value(
+        value, WorkflowSerializationFormat.PORTABLE, sys_db.serializer
+    )
+    insert = sys_db._stream_insert_stmt(run_id, run_step_id, key, serialized, serialization)
+    started = int(time.time() * 1000)
+    while True:
+        try:
+            with sys_db.engine.begin() as connection:
+                recorded = sys_db._check_operation_execution_txn(
+                    ctx.workflow_id, ctx.function_id, STREAM_EVENT_STEP, conn=connection
+                )
+                if recorded is not None:
+                    sys_db._raise_recorded_error(recorded)
+                    return
+                connection.execute(insert)
+                sys_db._record_operation_result_txn(
+                    {
+                        "workflow_uuid": ctx.workflow_id,
+                        "function_id": ctx.function_id,
+                        "function_name": STREAM_EVENT_STEP,
+                        "started_at_epoch_ms": started,
+                        "output": None,
+                        "error": None,
+                        "serialization": None,
+                        "child_workflow_id": None,
+                    },
+                    int(time.time() * 1000),
+                    conn=connection,
+                )
+        except sa.exc.IntegrityError as error:
+            if sys_db._is_unique_constraint_violation(error):
+                continue  # a concurrent writer took that offset; the insert computes the next one
+            raise
+        sys_db._signal_notification(_dbos_streams_channel, f"{run_id}::{key}")
+        return
+
+
+def write_live_to_run_stream(run_id: str, run_step_id: int, key: str, value: Any) -> None:
+    """From inside a step, append ``value`` to the stream of workflow ``run_id`` (at least once)."""
+    sys_db = _system_database()
+    sys_db.write_stream_from_step(
+        run_id, run_step_id, key, value, serialization_type=WorkflowSerializationFormat.PORTABLE
+    )
+
+
+def next_step_id() -> int | None:
+    """The id the next step of the current workflow will get, or ``None`` outside workflow code."""
+    ctx = get_local_dbos_context()
+    if ctx is None or not ctx.is_workflow():
+        return None
+    return ctx.function_id + 1
+
+
+# -- answers to a run's questions ---------------------------------------------
+
+
+def message_sent_with_key(client: DBOSClient, destination_id: str, idempotency_key: str) -> Any:
+    """The message DBOS stored for ``idempotency_key`` to ``destination_id``, or ``None``.
+
+    DBOS keeps at most one message per idempotency key and destination (a
+    second send with the key does nothing), but does not say whether a
+    send was the first. Reading the stored message back does: a client
+    that finds its own answer there is the one that decided.
+    """
+    sys_db = client._sys_db
+    notifications = sys_db.tables.notifications
+    query = sa.select(notifications.c.message, notifications.c.serialization).where(
+        *sys_db._wf(notifications, destination_id, "destination_uuid"),
+        notifications.c.message_uuid == f"{idempotency_key}::{destination_id}",
+    )
+    with sys_db.engine.begin() as connection:
+        row = connection.execute(query).first()
+    if row is None:
+        return None
+    return deserialize_value(row[0], row[1], sys_db.serializer)
+
+
+def migration_versions(client: DBOSClient) -> tuple[int, set[int]]:
+    """The client's system database schema version, and the versions this DBOS would leave it at.
+
+    ``DBOSClient`` never migrates; an application's ``DBOS.launch()`` does.
+    Version 0 means no application has created the tables yet. On Postgres
+    the latest version depends on whether the application uses LISTEN/NOTIFY.
+    """
+    sys_db = client._sys_db
+    if sys_db.engine.dialect.name == "sqlite":
+        recorded, latest = get_sqlite_migration_versions(sys_db.engine)
+        return recorded, {latest}
+    schema = sys_db.schema or "dbos"
+    recorded, with_notify = get_migration_versions(sys_db.engine, schema, use_listen_notify=True)
+    _, without = get_migration_versions(sys_db.engine, schema, use_listen_notify=False)
+    return recorded, {with_notify, without}

@@ -24,6 +24,22 @@ class NotRecoverableError(CrewDurableError, TypeError):
     """Something a run needs cannot be recorded, so the run could not be recovered."""
 
 
+class RecordFormatError(CrewDurableError, ValueError):
+    """A record was written by a newer crew_durable than the one reading it."""
+
+
+class UnknownRunError(CrewDurableError, LookupError):
+    """No run, or no crew_durable run, has the given id in this system database."""
+
+
+class AnswerRefusedError(CrewDurableError):
+    """An answer was refused: the request is unknown, already answered, or no longer waiting."""
+
+
+class DatabaseNotReadyError(CrewDurableError):
+    """The system database is missing, unreachable, or no DBOS application has created its tables."""
+
+
 class RecordedError(Exception):
     """A provider or step error kept as plain data: class name, status code and message.
 

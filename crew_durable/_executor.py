@@ -13,8 +13,8 @@ inside it is a step.
 
 from __future__ import annotations
 
+import json
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,12 +23,7 @@ from typing import Any, ClassVar, Literal, cast
 from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.agents.agent_executor import AgentExecutor
 from crewai.agents.parser import AgentFinish
-from crewai.core.providers.human_input import (
-    SyncHumanInputProvider,
-    get_provider,
-    reset_provider,
-    set_provider,
-)
+from crewai.core.providers.human_input import reset_provider, set_provider
 from crewai.events.event_bus import crewai_event_bus
 from crewai.flow.flow_definition import FlowDefinition
 from crewai.task import Task
@@ -42,20 +37,17 @@ from crewai.utilities.planning_types import TodoItem
 from crewai.utilities.prompts import StandardPromptResult, SystemPromptResult
 from crewai.utilities.step_execution_context import StepExecutionContext
 from crewai.utilities.token_counter_callback import TokenCalcHandler
-from dbos import DBOS, SetWorkflowID, WorkflowSerializationFormat
+from dbos import DBOS, WorkflowSerializationFormat
 from dbos._context import DBOSContext
 from pydantic import PrivateAttr
 
-from crew_durable import _registry, _tool_sources, _usage
-from crew_durable._dbos_internals import (
-    dbos_launched,
-    next_workflow_id,
-    reserve_step_ranges,
-    running_in,
-    switch_to,
-)
+from crew_durable import _registry, _stream, _tool_events, _tool_sources, _usage
+from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in, switch_to
 from crew_durable._errors import CrewDurableError, from_workflow_error
+from crew_durable._human_input import provider_for_run
 from crew_durable._llm import fresh, in_workflow, reset
+from crew_durable._protocol import ATTR_TASK
+from crew_durable._runs import starting
 from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import durable_memory_tools
@@ -80,7 +72,7 @@ class DurableAgentExecutor(AgentExecutor):
             return self.invoke_async(inputs)
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self), _known_workflow_id():
+            with _launched_by(self), self._starting(spec):
                 outcome = _agent_run(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
@@ -89,11 +81,23 @@ class DurableAgentExecutor(AgentExecutor):
     async def invoke_async(self, inputs: dict[str, Any]) -> dict[str, Any]:
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self), _known_workflow_id():
+            with _launched_by(self), self._starting(spec):
                 outcome = await _agent_run_async(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
         return self._adopt(outcome)
+
+    @contextmanager
+    def _starting(self, spec: dict[str, Any]) -> Iterator[None]:
+        """Start the run's workflow as an agent run of its root run, under an id known in advance."""
+        task = spec["task"]
+        label = {"name": _task_label(task)} if task is not None else None
+        with starting("agent", spec["agent"], **{ATTR_TASK: label}) as start:
+            spec["stream"] = start.stream
+            timed = _timed_runs.get()
+            if timed is not None:  # under max_execution_time: cancelled by id when time is up
+                timed.append(start.workflow_id)
+            yield
 
     # -- parallel native tool calls: a fixed range of step ids per call ------
 
@@ -165,20 +169,24 @@ class DurableAgentExecutor(AgentExecutor):
         memory.drain_writes()
         return "saved"
 
-    # -- human feedback: each answer a step --------------------------------
+    # -- human feedback: a durable question -------------------------------
 
     def _handle_human_feedback(self, formatted_answer: AgentFinish) -> AgentFinish:
-        """Ask for feedback on crewAI's terminal prompt, recording each answer as a step.
-
-        A recovered run replays the answers given before the crash instead of
-        asking again. A custom ``HumanInputProvider`` is used as it is: make
-        the way it gets answers a DBOS step (or ``DBOS.recv``) to record them.
-        """
-        if type(get_provider()) is not SyncHumanInputProvider:
+        """Ask for feedback the durable way inside a run (see ``_human_input``); crewAI's outside."""
+        if not in_workflow():
             return super()._handle_human_feedback(formatted_answer)
-        token = set_provider(_RecordedTerminalInput(f"{_agent_name(self)}.human_input"))
+        token = set_provider(provider_for_run())
         try:
             return super()._handle_human_feedback(formatted_answer)
+        finally:
+            reset_provider(token)
+
+    async def _ahandle_human_feedback(self, formatted_answer: AgentFinish) -> AgentFinish:
+        if not in_workflow():
+            return await super()._ahandle_human_feedback(formatted_answer)
+        token = set_provider(provider_for_run())
+        try:
+            return await super()._ahandle_human_feedback(formatted_answer)
         finally:
             reset_provider(token)
 
@@ -231,19 +239,6 @@ class DurableAgentExecutor(AgentExecutor):
             settings={name: getattr(self, name) for name in _SETTINGS},
             callbacks=list(self.callbacks),
         )
-
-
-class _RecordedTerminalInput(SyncHumanInputProvider):
-    """crewAI's terminal prompt for human feedback, whose answers are steps."""
-
-    def __init__(self, step_name: str) -> None:
-        self._step_name = step_name
-
-    def _prompt_input(self, crew: Any) -> str:  # type: ignore[override]
-        if not in_workflow():
-            return SyncHumanInputProvider._prompt_input(crew)
-        options = StepConfig().options(self._step_name)
-        return str(DBOS.run_step(options, SyncHumanInputProvider._prompt_input, crew))
 
 
 def _refuse_durable_event_handlers() -> None:
@@ -303,24 +298,6 @@ def _cancel(workflow_ids: list[str]) -> None:
 
 
 @contextmanager
-def _known_workflow_id() -> Iterator[None]:
-    """Under ``max_execution_time``, start the run under an id known in advance."""
-    started = _timed_runs.get()
-    if started is None:
-        yield
-        return
-    workflow_id = next_workflow_id()
-    if workflow_id is not None:
-        started.append(workflow_id)
-        yield
-        return
-    workflow_id = str(uuid.uuid4())
-    started.append(workflow_id)
-    with SetWorkflowID(workflow_id):
-        yield
-
-
-@contextmanager
 def _launched_by(executor: DurableAgentExecutor) -> Iterator[None]:
     token = _launching.set(executor)
     try:
@@ -332,17 +309,38 @@ def _launched_by(executor: DurableAgentExecutor) -> Iterator[None]:
 @DBOS.workflow(name="crew_durable.agent_run", serialization_type=WorkflowSerializationFormat.PORTABLE)
 def _agent_run(spec: dict[str, Any]) -> dict[str, Any]:
     """One agent run (one ``execute_task``), as a workflow."""
-    with _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
+    with _run_stream(spec), _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
         result = cast(dict[str, Any], AgentExecutor.invoke(executor, spec["inputs"]))
-        return _outcome(spec, executor, result, usage)
+        return _finished(spec, executor, result, usage)
 
 
 @DBOS.workflow(name="crew_durable.agent_run_async", serialization_type=WorkflowSerializationFormat.PORTABLE)
 async def _agent_run_async(spec: dict[str, Any]) -> dict[str, Any]:
     """One agent run started from async code (``aexecute_task``), as a workflow."""
-    with _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
+    with _run_stream(spec), _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
         result = await AgentExecutor.invoke_async(executor, spec["inputs"])
-        return _outcome(spec, executor, result, usage)
+        return _finished(spec, executor, result, usage)
+
+
+@contextmanager
+def _run_stream(spec: dict[str, Any]) -> Iterator[None]:
+    """Send this run's events (task, tools, completions) to its root run's stream."""
+    task = spec["task"]
+    label = _task_label(task) if task is not None else None
+    stream = _stream.stream_for(spec.get("stream"), spec["agent"], label)
+    with _stream.writing_to(stream), _tool_events.observed():
+        _stream.emit("task_started", text=task["description"] if task else None)
+        yield
+
+
+def _finished(
+    spec: dict[str, Any], executor: AgentExecutor, result: dict[str, Any], usage: _usage.RunUsage
+) -> dict[str, Any]:
+    outcome = _outcome(spec, executor, result, usage)
+    output = outcome["output"]
+    text = output["value"] if output["kind"] == "text" else json.dumps(output["value"], ensure_ascii=False)
+    _stream.emit("task_finished", text=text, data={"usage": usage.as_json()["total"]})
+    return outcome
 
 
 @contextmanager
@@ -499,6 +497,15 @@ def _task_to_json(task: Task | None) -> dict[str, Any] | None:
         "name": task.name,
         "human_input": task.human_input,
     }
+
+
+def _task_label(task: dict[str, Any]) -> str:
+    """How events and requests name a task: its name, else the start of its description."""
+    name = task.get("name")
+    if name:
+        return str(name)
+    description = " ".join(str(task["description"]).split())
+    return description if len(description) <= 80 else description[:77] + "..."
 
 
 def _task_from_json(data: dict[str, Any] | None, agent: Any) -> Task | None:

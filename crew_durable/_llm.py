@@ -25,7 +25,7 @@ from crewai.llms.providers.openai.completion import OpenAICompletion
 from dbos import DBOS
 from pydantic import BaseModel, Field
 
-from crew_durable import _usage
+from crew_durable import _stream, _usage
 from crew_durable._errors import NotRecoverableError, RecordedError, unwrap_step_error
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
@@ -111,11 +111,14 @@ class DBOSLLM(BaseLLM):
         }
         if not in_workflow():
             return self._adopt(self._complete(messages, kwargs))
+        completion = _stream.next_completion_id()
         try:
             record = DBOS.run_step(self._options(), self._complete, messages, kwargs)
         except Exception as error:
             raise unwrap_step_error(error) from None
-        return self._adopt(record)
+        result = self._adopt(record)
+        _announce(record, result, completion)
+        return result
 
     @_mark_retry_wrapped
     async def acall(
@@ -138,14 +141,19 @@ class DBOSLLM(BaseLLM):
         }
         if not in_workflow():
             return self._adopt(await self._acomplete(messages, kwargs))
-        # The step id is taken before the first await, so completions started
-        # together (asyncio.gather) are numbered in the order they were started.
+        # The step ids (the completion's, and its event's) are taken before the
+        # first await, so completions started together (asyncio.gather) are
+        # numbered in the order they were started.
+        completion = _stream.next_completion_id()
         step = DBOS.run_step_async(self._options(), self._acomplete, messages, kwargs)
+        slot = _stream.reserve()
         try:
             record = await step
         except Exception as error:
             raise unwrap_step_error(error) from None
-        return self._adopt(record)
+        result = self._adopt(record)
+        _announce(record, result, completion, slot)
+        return result
 
     def _options(self) -> Any:
         options = self.step_config.options(self.step_name)
@@ -162,24 +170,32 @@ class DBOSLLM(BaseLLM):
 
     def _complete(self, messages: Any, kwargs: dict[str, Any]) -> str:
         """The step body: one completion of the wrapped LLM, as a JSON record."""
-        with self._provider_view(), _usage.measuring_completion() as usage:
+        with (
+            self._provider_view(),
+            _usage.measuring_completion() as usage,
+            _stream.streaming_tokens(_stream.current()) as tokens,
+        ):
             try:
                 result = self.wrapped.call(messages, **kwargs)
             except (HookAborted, LLMCallBlockedError) as decision:
                 return self._record_decision(decision)
             except Exception as error:
                 raise RecordedError.of(error) from None
-        return self._record(result, usage)
+        return self._record(result, usage, tokens)
 
     async def _acomplete(self, messages: Any, kwargs: dict[str, Any]) -> str:
-        with self._provider_view(), _usage.measuring_completion() as usage:
+        with (
+            self._provider_view(),
+            _usage.measuring_completion() as usage,
+            _stream.streaming_tokens(_stream.current()) as tokens,
+        ):
             try:
                 result = await self.wrapped.acall(messages, **kwargs)
             except (HookAborted, LLMCallBlockedError) as decision:
                 return self._record_decision(decision)
             except Exception as error:
                 raise RecordedError.of(error) from None
-        return self._record(result, usage)
+        return self._record(result, usage, tokens)
 
     @contextmanager
     def _provider_view(self) -> Iterator[None]:
@@ -191,8 +207,10 @@ class DBOSLLM(BaseLLM):
                 overrides.enter_context(call_stream_override(self.wrapped, stream))
             yield
 
-    def _record(self, result: Any, usage: dict[str, int]) -> str:
-        record = {"result": value_to_json(result), "usage": usage}
+    def _record(self, result: Any, usage: dict[str, int], tokens: _stream.TokenWriter | None) -> str:
+        record: dict[str, Any] = {"result": value_to_json(result), "usage": usage}
+        if tokens is not None and tokens.written:
+            record["attempt"] = tokens.attempt  # whose streamed tokens are the kept ones
         return dumps(record, f"The LLM step {self.step_name!r}")
 
     def _record_decision(self, decision: Exception) -> str:
@@ -278,6 +296,32 @@ class DBOSLLM(BaseLLM):
             if callable(value):
                 raise
             return value
+
+
+def _announce(
+    record_text: str, result: Any, completion: str | None, slot: _stream.Slot | None = None
+) -> None:
+    """Write the finished completion to the run's stream: its text or tool calls, and its usage."""
+    if completion is None:
+        return
+    record = json.loads(record_text)
+    data: dict[str, Any] = {"completion": completion, "attempt": record.get("attempt")}
+    data["usage"] = record.get("usage", {})
+    text: str | None
+    if isinstance(result, str):
+        text = result
+    elif isinstance(result, BaseModel):
+        text = result.model_dump_json()
+    else:
+        text = None
+        if record["result"]["kind"] == "tool_calls":
+            data["tool_calls"] = [_tool_call_summary(call) for call in record["result"]["value"]]
+    _stream.emit("llm_finished", text=text, data=data, slot=slot)
+
+
+def _tool_call_summary(call: dict[str, Any]) -> dict[str, Any]:
+    function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else call
+    return {"name": function.get("name"), "arguments": function.get("arguments", function.get("input"))}
 
 
 def _settings_of(llm: BaseLLM) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dbos import DBOS
 from pydantic import Field
 
 from crew_durable._errors import CrewDurableError, RecordedError, unwrap_step_error
+from crew_durable._human_input import decide_tool_call
 from crew_durable._llm import in_workflow
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
@@ -35,14 +36,34 @@ class DBOSTool(BaseTool):
     recorded as plain data (class, message) and raised again on replay, so
     crewAI feeds the model the same error text. Retries happen inside the
     step, and only for errors ``StepConfig.should_retry`` calls transient.
+
+    With ``approval``, each call first waits for a person's decision on that
+    exact call (``CrewClient.approve`` / ``deny``): approved, it runs once;
+    denied, it does not run and the model gets the reason as its result.
+    A tool that already is a DBOS step or workflow keeps its own
+    durability (``as_step=False``) and only gains the approval.
     """
 
     wrapped: BaseTool = Field(exclude=True)
     step_name: str = Field(exclude=True)
     step_config: StepConfig = Field(default_factory=StepConfig, exclude=True)
+    as_step: bool = Field(default=True, exclude=True)
+    approval: bool = Field(default=False, exclude=True)
+    agent_name: str | None = Field(default=None, exclude=True)
+    approval_timeout: float | None = Field(default=None, exclude=True)
 
     @classmethod
-    def around(cls, tool: BaseTool, step_name: str, config: StepConfig | None = None) -> DBOSTool:
+    def around(
+        cls,
+        tool: BaseTool,
+        step_name: str,
+        config: StepConfig | None = None,
+        *,
+        as_step: bool = True,
+        approval: bool = False,
+        agent_name: str | None = None,
+        approval_timeout: float | None = None,
+    ) -> DBOSTool:
         config = config or StepConfig()
         if config.retries_allowed and config.should_retry is None:
             raise ValueError(
@@ -62,10 +83,23 @@ class DBOSTool(BaseTool):
             wrapped=tool,
             step_name=step_name,
             step_config=config,
+            as_step=as_step,
+            approval=approval,
+            agent_name=agent_name,
+            approval_timeout=approval_timeout,
         )
 
     def _run(self, *args: Any, **kwargs: Any) -> Any:
         if not in_workflow():
+            return self.wrapped.run(*args, **kwargs)
+        if self.approval:
+            arguments = _arguments(args, kwargs)
+            decision = decide_tool_call(
+                self.agent_name or "agent", self.name, arguments, self.approval_timeout
+            )
+            if not decision.approved:
+                return f"A person did not approve this call of {self.name}: {decision.reason}"
+        if not self.as_step:
             return self.wrapped.run(*args, **kwargs)
         try:
             record = DBOS.run_step(self._options(), self._call, args, kwargs)
@@ -90,48 +124,84 @@ class DBOSTool(BaseTool):
         return options
 
 
+def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as the JSON a person reviews (what is not JSON shows as text)."""
+    named = {**({"args": list(args)} if args else {}), **kwargs}
+    return dict(json.loads(json.dumps(named, default=str)))
+
+
 def is_durable(tool: BaseTool) -> bool:
     """Whether calling ``tool`` already is a DBOS step or workflow."""
     if isinstance(tool, DBOSTool):
-        return True
+        return tool.as_step or is_durable(tool.wrapped)
     candidates = (getattr(tool, "func", None), getattr(type(tool), "_run", None))
     return any(hasattr(candidate, "dbos_function_name") for candidate in candidates)
 
 
 def make_tools_durable(
-    agent_name: str, tools: list[BaseTool], selection: ToolSteps, *, all_known: bool = True
+    agent_name: str,
+    tools: list[BaseTool],
+    selection: ToolSteps,
+    *,
+    approvals: Iterable[str] = (),
+    approval_timeout: float | None = None,
+    all_known: bool = True,
 ) -> list[BaseTool]:
-    """The agent's tools, with the selected ones turned into steps named ``<agent>.tool.<name>``.
+    """The agent's tools, the selected ones turned into steps named ``<agent>.tool.<name>``.
 
     A tool is selected by its name or, for an MCP tool (whose crewAI name
-    carries its server's), by the name its server gives it. ``all_known``
-    says whether ``tools`` is every tool the selection can name: tools that
-    crewAI adds at run time (MCP servers, platform apps) are not known yet
-    when the agent is built.
+    carries its server's), by the name its server gives it. Tools named in
+    ``approvals`` wait for a person's approval before each call, and are
+    steps too: an approved call must run once. ``all_known`` says whether
+    ``tools`` is every tool the names can refer to: tools that crewAI adds
+    at run time (MCP servers, platform apps) are not known yet when the
+    agent is built.
     """
-    if selection is False:
-        return tools
+    approved = set(approvals)
     configs: Mapping[str, StepConfig | None]
     if selection is True:
         configs = {tool.name: None for tool in tools}
+    elif selection is False:
+        configs = {}
     elif isinstance(selection, Mapping):
         configs = selection
     else:
         configs = dict.fromkeys(selection)
-    unknown = set(configs) - {name for tool in tools for name in _names(tool)}
-    if unknown and all_known:
-        raise ValueError(
-            f"DBOSAgent {agent_name!r}: tool_steps names tools the agent does not have: "
-            f"{sorted(unknown)}. Its tools are {sorted(tool.name for tool in tools)}."
-        )
-    return [_as_step(agent_name, tool, configs) for tool in tools]
+    known = {name for tool in tools for name in _names(tool)}
+    for option, names in (("tool_steps", set(configs)), ("approval_required", approved)):
+        unknown = names - known
+        if unknown and all_known:
+            raise ValueError(
+                f"DBOSAgent {agent_name!r}: {option} names tools the agent does not have: "
+                f"{sorted(unknown)}. Its tools are {sorted(tool.name for tool in tools)}."
+            )
+    return [_as_step(agent_name, tool, configs, approved, approval_timeout) for tool in tools]
 
 
-def _as_step(agent_name: str, tool: BaseTool, configs: Mapping[str, StepConfig | None]) -> BaseTool:
-    selected = [name for name in _names(tool) if name in configs]
-    if not selected or is_durable(tool):
+def _as_step(
+    agent_name: str,
+    tool: BaseTool,
+    configs: Mapping[str, StepConfig | None],
+    approvals: set[str],
+    approval_timeout: float | None,
+) -> BaseTool:
+    names = _names(tool)
+    selected = [name for name in names if name in configs]
+    approval = any(name in approvals for name in names)
+    if isinstance(tool, DBOSTool) or not (selected or approval):
         return tool
-    return DBOSTool.around(tool, f"{agent_name}.tool.{_names(tool)[-1]}", configs[selected[0]])
+    durable = is_durable(tool)
+    if durable and not approval:
+        return tool
+    return DBOSTool.around(
+        tool,
+        f"{agent_name}.tool.{names[-1]}",
+        configs.get(selected[0]) if selected else None,
+        as_step=not durable,
+        approval=approval,
+        agent_name=agent_name,
+        approval_timeout=approval_timeout,
+    )
 
 
 def _names(tool: BaseTool) -> list[str]:

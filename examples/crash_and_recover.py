@@ -144,6 +144,8 @@ def _show(database: str, workflow_id: str, report: dict[str, Any], workdir: Path
     for number, task_id in enumerate(_task_ids(client, workflow_id), start=1):
         print(f"  task {number} - workflow {task_id}")
         for step in client.list_workflow_steps(task_id):
+            if step["function_name"] == "crew_durable.stream_event":
+                continue  # an event of the run's live stream, not work
             started = (step["started_at_epoch_ms"] or 0) / 1000
             origin = (
                 "checkpoint, from the killed run" if started < restarted else "ran fresh after the restart"

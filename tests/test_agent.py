@@ -7,24 +7,25 @@ import json
 import uuid
 from pathlib import Path
 
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 
 from tests.support import ledger
 from tests.support.apps import calculator
 from tests.support.cassettes import played, replay
 from tests.support.databases import Database
+from tests.support.steps import work_steps
 
 EXPECTED_STEPS = ["calculator.llm", "multiplier", "calculator.llm", "calculator.llm"]
 
 
 def step_names(workflow_id: str) -> list[str]:
-    return [step["function_name"] for step in DBOS.list_workflow_steps(workflow_id)]
+    return [step["function_name"] for step in work_steps(workflow_id)]
 
 
 def recorded_usage(workflow_id: str) -> int:
     return sum(
         json.loads(step["output"])["usage"]["total_tokens"]
-        for step in DBOS.list_workflow_steps(workflow_id)
+        for step in work_steps(workflow_id)
         if step["function_name"] == "calculator.llm"
     )
 

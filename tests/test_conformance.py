@@ -29,6 +29,7 @@ from tests.support.apps import parallel_crewai
 from tests.support.cassettes import SHARED_CASSETTES, played, recorder
 from tests.support.databases import Database
 from tests.support.processes import Harness
+from tests.support.steps import work_steps
 
 
 @contextmanager
@@ -76,7 +77,7 @@ def test_agent_execution_with_tools(launched: Database) -> None:
 
     assert output == "12"
     assert completions(cassette) == 2
-    names = [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
+    names = [s["function_name"] for s in work_steps(workflow_id)]
     assert [n for n in names if not n.endswith("count_tokens")] == [
         "conformance.test_agent_execution_with_tools.llm",
         "multiplier",
@@ -177,14 +178,12 @@ def test_agent_usage_metrics_are_captured_for_hierarchical_process(launched: Dat
     assert result.token_usage.prompt_tokens > 0
     assert result.token_usage.completion_tokens > 0
     assert result.token_usage.successful_requests == completions(cassette) == 3
-    [manager_run] = {
-        s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]
-    }
-    manager_steps = DBOS.list_workflow_steps(manager_run)
+    [manager_run] = {s["child_workflow_id"] for s in work_steps(workflow_id) if s["child_workflow_id"]}
+    manager_steps = work_steps(manager_run)
     delegated = [s["child_workflow_id"] for s in manager_steps if s["child_workflow_id"]]
     assert delegated, "the coworker's work runs as a child workflow of the manager's run"
     assert {s["function_name"] for s in manager_steps} >= {"conformance.hierarchical.manager.llm"}
-    researcher_steps = {s["function_name"] for s in DBOS.list_workflow_steps(delegated[0])}
+    researcher_steps = {s["function_name"] for s in work_steps(delegated[0])}
     assert "conformance.hierarchical.researcher.llm" in researcher_steps
 
     with crewai_cassette(recording) as cassette, SetWorkflowID(workflow_id):

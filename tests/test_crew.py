@@ -10,11 +10,12 @@ from typing import Any
 from crewai.crews.crew_output import CrewOutput
 from dbos import DBOS, SetWorkflowID
 
-from crew_durable._crew import crew_output_to_json
+from crew_durable._outputs import crew_output_to_json
 from tests.support import ledger
 from tests.support.apps import newsroom
 from tests.support.cassettes import played, replay
 from tests.support.databases import Database
+from tests.support.steps import work_steps
 
 
 def comparable(output: CrewOutput) -> dict[str, Any]:
@@ -42,13 +43,11 @@ def test_each_task_is_a_child_workflow_of_the_kickoff(launched: Database) -> Non
     with replay("newsroom.kickoff"), SetWorkflowID(workflow_id):
         newsroom.newsroom.kickoff(inputs=newsroom.INPUTS)
 
-    children = [
-        s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]
-    ]
+    children = [s["child_workflow_id"] for s in work_steps(workflow_id) if s["child_workflow_id"]]
     tasks = list(dict.fromkeys(children))
     assert len(tasks) == 2
     assert all(child.startswith(f"{workflow_id}-") for child in tasks)
-    steps = [[s["function_name"] for s in DBOS.list_workflow_steps(child)] for child in tasks]
+    steps = [[s["function_name"] for s in work_steps(child)] for child in tasks]
     assert steps[0] == ["newsroom.topic_researcher.llm", "search_news", "newsroom.topic_researcher.llm"]
     assert steps[1] == ["newsroom.topic_writer.llm", "publish", "newsroom.topic_writer.llm"]
 
@@ -91,8 +90,6 @@ def test_kickoff_for_each_is_one_workflow_with_a_kickoff_per_input(launched: Dat
         [output] = newsroom.newsroom.kickoff_for_each([newsroom.INPUTS])
 
     assert isinstance(output.pydantic, newsroom.Article)
-    [kickoff] = {
-        s["child_workflow_id"] for s in DBOS.list_workflow_steps(workflow_id) if s["child_workflow_id"]
-    }
+    [kickoff] = {s["child_workflow_id"] for s in work_steps(workflow_id) if s["child_workflow_id"]}
     assert DBOS.get_workflow_status(kickoff).name == "crew_durable.crew_kickoff"
     assert newsroom.newsroom.usage_metrics == output.token_usage

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 
-from crew_durable._crew import crew_output_to_json
+from crew_durable._outputs import crew_output_to_json
 from tests.support import ledger
 from tests.support.apps import editorial
 from tests.support.cassettes import played, replay
 from tests.support.databases import Database
 from tests.support.processes import Harness
+from tests.support.steps import work_steps
 
 TASKS = [
     "Research solar power.",
@@ -39,7 +40,7 @@ def test_the_crew_runs_as_crewai_runs_it(launched: Database, side_effects: Path)
         "points": ["Solar is cheaper.", "Wind is cheaper."],
     }
     assert played(cassette) == 7
-    kickoff_steps = DBOS.list_workflow_steps(workflow_id)
+    kickoff_steps = work_steps(workflow_id)
     tasks = list(dict.fromkeys(s["child_workflow_id"] for s in kickoff_steps if s["child_workflow_id"]))
     assert len(tasks) == 4  # each task run is a child workflow, the async ones included
     guardrail = [s for s in kickoff_steps if s["function_name"] == "editorial.editor.llm"]

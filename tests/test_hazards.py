@@ -23,30 +23,7 @@ from tests.support import ledger
 from tests.support.apps import calculator, reviewer
 from tests.support.cassettes import played, replay
 from tests.support.databases import Database
-from tests.support.processes import Harness
-
-
-def test_human_feedback_answers_are_steps(launched: Database, side_effects: Path) -> None:
-    workflow_id = f"slogan-{uuid.uuid4()}"
-    with replay("reviewer.slogan"), SetWorkflowID(workflow_id):
-        assert reviewer.slogan() == "Crash. Resume."
-
-    names = [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
-    assert names == ["reviewed_writer.llm", "reviewed_writer.human_input"] * 2
-    assert ledger.count(side_effects, "human_answer") == 2
-
-
-def test_a_recovered_run_does_not_ask_again_what_was_answered(
-    system_database: Database, tmp_path: Path
-) -> None:
-    harness = Harness(system_database, tmp_path)
-    workflow_id = f"slogan-{uuid.uuid4()}"
-    # Request 2 is the rewrite the first answer asked for.
-    harness.run_until_killed("reviewer", "slogan", workflow_id, pause_at_request=2)
-    report = harness.run("recover", "reviewer", "slogan", workflow_id)
-
-    assert report["result"] == "Crash. Resume."
-    assert ledger.count(harness.ledger, "human_answer") == 2  # not 3: the first answer was replayed
+from tests.support.steps import work_steps
 
 
 def test_a_run_past_its_time_limit_is_cancelled_not_left_running(
@@ -114,7 +91,7 @@ def test_concurrent_context_summaries_are_numbered_in_the_order_of_the_parts(lau
 
     parts = [f"summary of part {n}" for n in range(1, PARTS + 1)]
     assert [p in summary for p in parts] == [True] * PARTS
-    steps = DBOS.list_workflow_steps(workflow_id)
+    steps = work_steps(workflow_id)
     assert [json.loads(s["output"])["result"]["value"] for s in steps] == [
         f"<summary>{p}</summary>" for p in parts
     ]

@@ -18,6 +18,7 @@ from tests.support import ledger
 from tests.support.apps import archivist, calculator, text_calculator
 from tests.support.cassettes import API_KEY, BASE_URL, played, replay
 from tests.support.databases import Database
+from tests.support.steps import work_steps
 
 
 def test_stop_words_and_the_function_calling_llm_work_inside_steps(launched: Database) -> None:
@@ -28,7 +29,7 @@ def test_stop_words_and_the_function_calling_llm_work_inside_steps(launched: Dat
 
     assert answer == "12"
     assert played(cassette) == 3
-    steps = DBOS.list_workflow_steps(workflow_id)
+    steps = work_steps(workflow_id)
     assert [s["function_name"] for s in steps] == [
         "text_calculator.llm",
         "text_calculator.function_calling_llm",
@@ -67,7 +68,7 @@ def test_a_provider_error_is_recorded_as_data_crewai_still_recognises(launched: 
 
     assert answer == ARCHIVIST_ANSWER
     assert played(cassette) == 2
-    overflow, summary = DBOS.list_workflow_steps(workflow_id)
+    overflow, summary = work_steps(workflow_id)
     assert isinstance(overflow["error"], RecordedError)
     assert overflow["error"].error_type.endswith("LLMContextLengthExceededError")
     assert "maximum context length" in str(overflow["error"])
@@ -99,7 +100,7 @@ def test_a_streamed_completion_is_one_step_and_streams_only_when_live(launched: 
             assert calculator.streaming() == "17"
 
     assert played(cassette) == 3
-    assert [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)] == [
+    assert [s["function_name"] for s in work_steps(workflow_id)] == [
         "streaming_calculator.llm",
         "multiplier",
         "streaming_calculator.llm",
@@ -139,14 +140,15 @@ def test_a_token_count_that_asks_the_provider_is_a_step(launched: Database, side
         assert str(token_counter.execute_task(calculator.math_task(token_counter))) == "17"
     assert played(cassette) == 3
 
-    names = [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
+    names = [s["function_name"] for s in work_steps(workflow_id)]
     count, completion = "token_counter.llm.count_tokens", "token_counter.llm"
     assert set(names) == {count, completion, "multiplier"}
     assert names.count(completion) == 3
     assert [names[i - 1] for i, name in enumerate(names) if name == completion] == [count] * 3
     counted = ledger.count(side_effects, "count_tokens")  # (the provider also counts inside a completion)
 
-    replayed = DBOS.fork_workflow(workflow_id, len(names) + 1)  # every step replayed, as on recovery
+    last = max(s["function_id"] for s in DBOS.list_workflow_steps(workflow_id))
+    replayed = DBOS.fork_workflow(workflow_id, last + 1)  # every step replayed, as on recovery
     assert str(replayed.get_result()["output"]["value"]) == "17"
     assert ledger.count(side_effects, "count_tokens") == counted
 
@@ -155,9 +157,7 @@ def test_a_local_token_estimate_is_not_a_step(launched: Database) -> None:
     workflow_id = f"estimate-{uuid.uuid4()}"
     with replay("calculator.execute_task"), SetWorkflowID(workflow_id):
         calculator.execute_task()
-    assert not [
-        s for s in DBOS.list_workflow_steps(workflow_id) if s["function_name"].endswith("count_tokens")
-    ]
+    assert not [s for s in work_steps(workflow_id) if s["function_name"].endswith("count_tokens")]
 
 
 @DBOS.workflow()
@@ -186,7 +186,7 @@ def test_a_hook_that_blocks_a_completion_is_recorded_as_its_decision(launched: D
         unregister_before_llm_call_hook(block)
     assert asked == ["asked"]
 
-    [step] = DBOS.list_workflow_steps(workflow_id)
+    [step] = work_steps(workflow_id)
     replayed = DBOS.fork_workflow(workflow_id, step["function_id"] + 1)
     assert replayed.get_result() == "blocked: LLM call blocked by before_llm_call hook"
     assert asked == ["asked"]

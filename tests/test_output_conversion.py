@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 
-from crew_durable._crew import crew_output_to_json
+from crew_durable._outputs import crew_output_to_json
 from tests.support.apps import tally
 from tests.support.cassettes import played, replay
 from tests.support.databases import Database
 from tests.support.processes import Harness
+from tests.support.steps import work_steps
 
 TALLY = {"winner": "yes", "votes_for": 3, "votes_against": 1}
 UNINTERRUPTED_REQUESTS = 4  # the count's tool call and answer, the conversion, the announcement
@@ -27,7 +28,7 @@ def test_a_conversion_reaches_the_providers_server_and_is_a_step_of_the_kickoff(
     assert durable.tasks_output[0].json_dict == TALLY
     assert crew_output_to_json(durable) == crew_output_to_json(plain)
     assert played(cassette) == UNINTERRUPTED_REQUESTS
-    steps = [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
+    steps = [s["function_name"] for s in work_steps(workflow_id)]
     assert steps.count("tally.vote_counter.output_json") == 1
 
 

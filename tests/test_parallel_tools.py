@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 
 from crew_durable._dbos_internals import RANGE_SIZE
 from tests.support import ledger
@@ -13,6 +13,7 @@ from tests.support.apps import prices
 from tests.support.cassettes import replay
 from tests.support.databases import Database
 from tests.support.processes import Harness
+from tests.support.steps import work_steps
 
 ANSWER = "apple costs $3; banana costs $1; cherry costs $7"
 
@@ -24,7 +25,7 @@ def test_parallel_calls_overlap_yet_are_recorded_in_call_order(
     with replay("prices.execute_task"), SetWorkflowID(workflow_id):
         assert prices.execute_task() == ANSWER
 
-    steps = DBOS.list_workflow_steps(workflow_id)
+    steps = work_steps(workflow_id)
     tools = [s for s in steps if s["function_name"] == "fetch_price"]
     assert [s["output"] for s in tools] == ["apple costs $3", "banana costs $1", "cherry costs $7"]
     first = tools[0]["function_id"]

@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 
 from crew_durable import DBOSLLM
-from crew_durable._crew import crew_output_to_json
 from crew_durable._dbos_internals import RANGE_SIZE
+from crew_durable._outputs import crew_output_to_json
 from tests.support import ledger
 from tests.support.apps import briefing, planner
 from tests.support.cassettes import played, replay
 from tests.support.databases import Database
 from tests.support.harness import workflow_tree
 from tests.support.processes import Harness
+from tests.support.steps import work_steps
 
 ANSWER = "Lima is sunnier: Oslo has rain tomorrow, Lima has sun."
 UNINTERRUPTED_REQUESTS = 6  # the plan; two completions per todo; the synthesis
@@ -29,15 +30,18 @@ def test_each_parallel_todo_records_its_steps_in_a_range_of_its_own(
         assert planner.compare() == ANSWER
     assert played(cassette) == UNINTERRUPTED_REQUESTS
 
-    steps = {
-        s["function_id"]: (s["function_name"], s["output"]) for s in DBOS.list_workflow_steps(workflow_id)
-    }
-    oslo, lima, after = 2, 2 + RANGE_SIZE, 2 + 2 * RANGE_SIZE  # 1 is the plan
-    assert steps[1][0] == "planner.llm"
-    assert [steps[oslo + i][0] for i in range(3)] == ["planner.llm", "forecast", "planner.llm"]
-    assert steps[oslo + 1][1] == "Oslo: rain tomorrow"  # the first todo's range, though Lima finished first
-    assert steps[lima + 1][1] == "Lima: sun tomorrow"
-    assert steps[after][0] == "planner.llm"  # the synthesis, after both ranges
+    steps = {s["function_id"]: (s["function_name"], s["output"]) for s in work_steps(workflow_id)}
+    plan = min(steps)  # (before it: the run's task_started event)
+    oslo, lima, after = plan + 1, plan + 1 + RANGE_SIZE, plan + 1 + 2 * RANGE_SIZE
+    assert steps[plan][0] == "planner.llm"
+
+    def in_range(start: int) -> list[tuple[str, object]]:
+        return [steps[i] for i in sorted(steps) if start <= i < start + RANGE_SIZE]
+
+    assert [name for name, _ in in_range(oslo)] == ["planner.llm", "forecast", "planner.llm"]
+    assert in_range(oslo)[1][1] == "Oslo: rain tomorrow"  # the first todo's range, though Lima finished first
+    assert in_range(lima)[1][1] == "Lima: sun tomorrow"
+    assert in_range(after)[0][0] == "planner.llm"  # the synthesis, after both ranges
     assert len(steps) == UNINTERRUPTED_REQUESTS + 2
 
     with replay("planner.compare") as cassette, SetWorkflowID(workflow_id):
@@ -73,7 +77,7 @@ def test_a_planning_llm_of_its_own_is_a_step_not_counted_as_the_agents_usage(lau
         assert planner.compare(agent) == ANSWER
     assert played(cassette) == UNINTERRUPTED_REQUESTS
 
-    names = [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
+    names = [s["function_name"] for s in work_steps(workflow_id)]
     assert names[0] == "thrifty_planner.planning_llm"
     assert names.count("thrifty_planner.planning_llm") == 1
     assert agent.llm.get_token_usage_summary().successful_requests - before == UNINTERRUPTED_REQUESTS - 1

@@ -9,12 +9,13 @@ import uuid
 import httpx
 import openai
 import pytest
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 
 from crew_durable import RecordedError
 from tests.support.apps import calculator, rejected
 from tests.support.cassettes import API_KEY, replay
 from tests.support.databases import Database, reveal
+from tests.support.steps import work_steps
 
 
 def test_the_dump_would_reveal_a_key_hidden_in_a_pickled_provider_error() -> None:
@@ -38,7 +39,7 @@ def test_the_system_database_never_holds_the_api_key(launched: Database) -> None
     # The provider's error is kept as plain data crewAI can still classify...
     assert raised.value.status_code == 401
     assert raised.value.error_type == "openai.AuthenticationError"
-    [step] = DBOS.list_workflow_steps(failed_id)
+    [step] = work_steps(failed_id)
     assert isinstance(step["error"], RecordedError)
     assert step["error"].status_code == 401
     # ...and neither it nor anything else stored carries the key the request was sent with.

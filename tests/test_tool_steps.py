@@ -25,6 +25,7 @@ from tests.support.apps import calculator, payments
 from tests.support.cassettes import fake_llm, played, replay
 from tests.support.databases import Database
 from tests.support.processes import Harness
+from tests.support.steps import work_steps
 
 ADA = '{"charged": "ch_ada_42", "receipt": "receipt for ch_ada_42 sent to ada@example.com"}'
 
@@ -50,7 +51,7 @@ def test_selected_tools_are_steps_that_retry_only_transient_errors(
     with replay("payments.ada") as cassette, SetWorkflowID(workflow_id):
         assert payments.charge("ada") == ADA
 
-    names = [s["function_name"] for s in DBOS.list_workflow_steps(workflow_id)]
+    names = [s["function_name"] for s in work_steps(workflow_id)]
     assert names == [
         "cashier.llm",
         "cashier.llm",  # find_customer is a plain tool: no step
@@ -81,9 +82,7 @@ def test_a_tool_error_is_recorded_and_fed_to_the_model_without_retrying(
         answer = payments.charge("bob")
 
     assert answer == "bob's card was declined: Error executing tool: card declined"
-    [charge] = [
-        s for s in DBOS.list_workflow_steps(workflow_id) if s["function_name"] == "cashier.tool.charge_card"
-    ]
+    [charge] = [s for s in work_steps(workflow_id) if s["function_name"] == "cashier.tool.charge_card"]
     assert isinstance(charge["error"], RecordedError)
     assert str(charge["error"]) == "card declined"
     assert ledger.count(side_effects, "charge_attempt") == 1  # not transient: not retried

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from dbos import DBOS, SetWorkflowID
+from dbos import SetWorkflowID
 
 from tests.support import ledger
 from tests.support.apps import exchange
 from tests.support.cassettes import replay
 from tests.support.databases import Database
 from tests.support.processes import Harness
+from tests.support.steps import work_steps
 
 
 def test_a_workflow_tool_runs_as_a_child_workflow(launched: Database, side_effects: Path) -> None:
@@ -19,12 +20,12 @@ def test_a_workflow_tool_runs_as_a_child_workflow(launched: Database, side_effec
     with replay("exchange.execute_task"), SetWorkflowID(workflow_id):
         assert exchange.execute_task() == "125.0 USD"
 
-    steps = DBOS.list_workflow_steps(workflow_id)
+    steps = work_steps(workflow_id)
     child_ids = {s["child_workflow_id"] for s in steps if s["child_workflow_id"]}
     assert len(child_ids) == 1
     [child_id] = child_ids
     assert child_id.startswith(workflow_id)  # derived from the parent's id
-    assert [s["function_name"] for s in DBOS.list_workflow_steps(child_id)] == [
+    assert [s["function_name"] for s in work_steps(child_id)] == [
         "fetch_rate",
         "book_conversion",
     ]

@@ -15,9 +15,11 @@ import contextlib
 import hashlib
 import itertools
 import json
+import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,8 +54,10 @@ def _count_tokens(value: Any) -> int:
 class FakeOpenAI:
     """Serve ``brain`` on 127.0.0.1 until :meth:`close`; counts requests."""
 
-    def __init__(self, brain: Brain, port: int = 0) -> None:
+    def __init__(self, brain: Brain, port: int = 0, token_delay: float = 0.0) -> None:
         self.brain = brain
+        self.token_delay = token_delay
+        """Seconds between the streamed pieces of an answer, as a model takes to write them."""
         self.requests: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -154,15 +158,23 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
             def _send_stream(self, completion: dict[str, Any]) -> None:
-                data = (
-                    b"".join(f"data: {json.dumps(chunk)}\n\n".encode() for chunk in _chunks(completion))
-                    + b"data: [DONE]\n\n"
-                )
+                events = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in _chunks(completion)]
+                events.append(b"data: [DONE]\n\n")
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
-                self.send_header("content-length", str(len(data)))
+                if not fake.token_delay:
+                    data = b"".join(events)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self.send_header("connection", "close")  # the body ends when the connection does
                 self.end_headers()
-                self.wfile.write(data)
+                self.close_connection = True
+                for event in events:
+                    self.wfile.write(event)
+                    self.wfile.flush()
+                    time.sleep(fake.token_delay)
 
         return Handler
 
@@ -191,11 +203,14 @@ def _chunks(completion: dict[str, Any]) -> Iterator[dict[str, Any]]:
     choice = completion["choices"][0]
     message = choice["message"]
     delta: dict[str, Any] = {"role": "assistant"}
-    if message.get("content"):
-        delta["content"] = message["content"]
     if message.get("tool_calls"):
         delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
-    yield {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+    pieces = re.findall(r"\S+\s*|\s+", message.get("content") or "")  # a word at a time
+    for index, piece in enumerate(pieces or [""]):
+        chunk = {**delta, "content": piece} if index == 0 else {"content": piece}
+        if not piece:
+            chunk.pop("content")
+        yield {**base, "choices": [{"index": 0, "delta": chunk, "finish_reason": None}]}
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]}
     yield {**base, "choices": [], "usage": completion["usage"]}
 
@@ -225,9 +240,9 @@ def serve_in_process(brain: Brain, port: int) -> Iterator[str]:
 
 
 @contextmanager
-def serve(brain: Brain, port: int = 0) -> Iterator[FakeOpenAI]:
+def serve(brain: Brain, port: int = 0, token_delay: float = 0.0) -> Iterator[FakeOpenAI]:
     """Run a :class:`FakeOpenAI` for the duration of a ``with`` block."""
-    server = FakeOpenAI(brain, port)
+    server = FakeOpenAI(brain, port, token_delay)
     try:
         yield server
     finally:

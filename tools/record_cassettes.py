@@ -17,6 +17,7 @@ from __future__ import annotations
 import tests  # noqa: F401  - keeps crewAI quiet and local; must precede it  # isort: skip
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import os
@@ -31,6 +32,7 @@ from dbos import DBOS
 
 from crew_durable import dbos_config
 from tests.support.cassettes import CASSETTES, FAKE_PORT, recorder
+from tests.support.people import answering
 from tools.fake_openai import FakeOpenAI
 
 APPS_DIR = Path(__file__).resolve().parents[1] / "tests" / "support" / "apps"
@@ -47,11 +49,14 @@ def record(app_name: str, scenario: str) -> None:
     path.unlink(missing_ok=True)  # vcrpy's record mode "all" would keep the old interactions too
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CREW_DURABLE_TEST_LEDGER"] = f"{tmp}/ledger.jsonl"  # apps' side effects go here
-        DBOS(config=dbos_config("record", f"sqlite:///{tmp}/record.sqlite"))
+        database = f"sqlite:///{tmp}/record.sqlite"
+        DBOS(config=dbos_config("record", database))
         DBOS.launch()
         server = FakeOpenAI(app.brain, port=FAKE_PORT)
         try:
-            with recorder(record=True).use_cassette(str(path)):
+            person = getattr(app, "answer", None)  # an app whose runs ask people
+            answers = answering(database, person) if person else contextlib.nullcontext()
+            with recorder(record=True).use_cassette(str(path)), answers:
                 try:
                     result = asyncio.run(run()) if inspect.iscoroutinefunction(run) else run()
                 except Exception as error:  # a scenario may record a failing run

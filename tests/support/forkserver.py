@@ -46,6 +46,7 @@ def spawn(args: list[str], environment: dict[str, str], out: str, err: str) -> i
     try:  # the child: become the harness process
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.environ.update(environment)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # no terminal: input() gets EOF, not our pipe
         for path, fd in ((out, 1), (err, 2)):
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(target, fd)

@@ -29,7 +29,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -38,10 +39,13 @@ from vcr.cassette import Cassette
 from crew_durable import dbos_config
 from tests.support.cassettes import played, replay
 from tests.support.kill_points import pause
+from tests.support.steps import BOOKKEEPING, work_steps
 
 REQUEST_LOG = "HARNESS_REQUEST_LOG"
 LATENCY = "HARNESS_LATENCY"
 ALREADY_PLAYED = "HARNESS_ALREADY_PLAYED"
+LIVE = "HARNESS_LIVE"
+"""Set: no cassette; the app's LLM talks to the fake server the test runs on the cassettes' port."""
 """For cassettes matched in order: how many interactions a killed process already used."""
 """Seconds each replayed request takes, as a model would (0 by default)."""
 APP_VERSION = "HARNESS_APP_VERSION"
@@ -84,9 +88,18 @@ def workflow_tree(workflow_id: str) -> list[Any]:
     tree: list[Any] = []
     for step in DBOS.list_workflow_steps(workflow_id):
         name, child = step["function_name"], step["child_workflow_id"]
-        if name != "DBOS.getResult":
+        if name not in BOOKKEEPING:
             tree.append([name, workflow_tree(child)] if child else name)
     return tree
+
+
+@contextmanager
+def _live() -> Iterator[Any]:
+    yield _NoCassette()
+
+
+class _NoCassette:
+    play_counts: dict[int, int] = {}  # noqa: RUF012  (the server the test runs counts requests)
 
 
 def _call(scenario: Callable[[], Any]) -> Any:
@@ -122,6 +135,8 @@ def main(argv: list[str]) -> None:
     _log_and_maybe_pause(int(rest[0]) if rest else None)
     _configure()
     opener = getattr(app, "cassette", None)
+    if os.environ.get(LIVE):
+        opener = _live
     with opener() if opener else replay(f"{app_name}.{scenario_name}") as cassette:
         for index in range(int(os.environ.get(ALREADY_PLAYED, "0"))):
             cassette.play_counts[index] = 1
@@ -139,7 +154,7 @@ def main(argv: list[str]) -> None:
         report["returned_at"] = time.time()
         report["last_step_completed_at"] = _last_step_completed_at(workflow_id)
         report["requests"] = played(cassette)
-        steps = DBOS.list_workflow_steps(workflow_id)
+        steps = work_steps(workflow_id)
         report["steps"] = [step["function_name"] for step in steps]
         report["tree"] = workflow_tree(workflow_id)
         report["step_started_at"] = [(step["started_at_epoch_ms"] or 0) / 1000 for step in steps]

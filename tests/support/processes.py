@@ -25,6 +25,7 @@ from dbos import DBOSClient
 from tests.support import harness, kill_points, ledger
 from tests.support.cassettes import ROOT
 from tests.support.databases import Database
+from tests.support.steps import BOOKKEEPING
 
 
 class ForkServer:
@@ -127,6 +128,7 @@ class Harness:
             [sys.executable, "-m", "tests.support.harness", *args],
             cwd=ROOT,
             env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
             stdout=out.open("wb"),
             stderr=err.open("wb"),
         )
@@ -181,9 +183,11 @@ class Harness:
         deadline = time.monotonic() + seconds
         return self.run_and_kill_when(app, scenario, workflow_id, lambda: time.monotonic() >= deadline)
 
-    def run_and_kill_when(self, app: str, scenario: str, workflow_id: str, now: Callable[[], bool]) -> bool:
-        """Run a scenario and SIGKILL it once ``now()`` is true; whether it was still running."""
-        pid, _, _ = self._spawn(["run", app, scenario, workflow_id], self._env())
+    def run_and_kill_when(
+        self, app: str, scenario: str, workflow_id: str, now: Callable[[], bool], mode: str = "run"
+    ) -> bool:
+        """Run (or recover) a scenario and SIGKILL it once ``now()`` is true; whether it was still running."""
+        pid, _, _ = self._spawn([mode, app, scenario, workflow_id], self._env())
         while _alive(pid) and not now():
             time.sleep(0.005)
         running = _alive(pid)
@@ -219,7 +223,8 @@ class Harness:
         """The outputs of the steps DBOS has checkpointed for a workflow so far."""
         client = DBOSClient(system_database_url=self.database.url)
         try:
-            return [step["output"] for step in client.list_workflow_steps(workflow_id)]
+            steps = client.list_workflow_steps(workflow_id)
+            return [step["output"] for step in steps if step["function_name"] not in BOOKKEEPING]
         finally:
             client.destroy()
 

@@ -15,7 +15,7 @@ from crewai.tools import tool
 from dbos import DBOS
 
 from crew_durable import DBOSCrew
-from crew_durable._crew import crew_output_to_json
+from crew_durable._outputs import crew_output_to_json
 from tests.support import kill_points, ledger
 from tests.support.cassettes import fake_llm
 from tools.fake_openai import tool_call

@@ -15,7 +15,7 @@ from crewai import Agent, Crew, Task
 from crewai.mcp import MCPServerStdio
 
 from crew_durable import DBOSAgent, DBOSCrew
-from crew_durable._crew import crew_output_to_json
+from crew_durable._outputs import crew_output_to_json
 from tests.support import ledger
 from tests.support.cassettes import ROOT, fake_llm
 from tools.fake_openai import tool_call

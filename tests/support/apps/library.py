@@ -20,7 +20,7 @@ from crewai.knowledge.source.string_knowledge_source import StringKnowledgeSourc
 from crewai.knowledge.storage.knowledge_storage import KnowledgeStorage
 
 from crew_durable import DBOSCrew
-from crew_durable._crew import crew_output_to_json
+from crew_durable._outputs import crew_output_to_json
 from tests.support.cassettes import API_KEY, BASE_URL, fake_llm
 
 FORK_SERVER = False  # its vector store is opened where crewAI's storage directory was at import

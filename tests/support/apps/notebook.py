@@ -14,7 +14,7 @@ from typing import Any
 from crewai import Agent, Crew, Task
 
 from crew_durable import DBOSCrew
-from crew_durable._crew import crew_output_to_json
+from crew_durable._outputs import crew_output_to_json
 from tests.support.cassettes import API_KEY, BASE_URL, fake_llm
 from tools.fake_openai import tool_call
 

@@ -1,8 +1,11 @@
-"""Human feedback on a task (human_input=True), and an agent that runs past its time limit."""
+"""Human feedback on a task (human_input=True), and an agent that runs past its time limit.
+
+The person reviewing the slogan asks for one change, then accepts; they
+answer through CrewClient (``answer``), never on a console.
+"""
 
 from __future__ import annotations
 
-import builtins
 import time
 from typing import Any
 
@@ -10,23 +13,17 @@ from crewai import Agent, Task
 from crewai.tools import tool
 from dbos import DBOS
 
-from crew_durable import DBOSAgent
+from crew_durable import CrewClient, DBOSAgent, InputRequest
 from tests.support import ledger
 from tests.support.cassettes import fake_llm
 from tools.fake_openai import tool_call
 
-ANSWERS = ["Make it shorter.", ""]  # the human asks for one change, then accepts
 
+def answer(client: CrewClient, request: InputRequest) -> None:
+    """The reviewer: asks for a shorter slogan once, then accepts."""
+    feedback = "" if request.message == "Crash. Resume." else "Make it shorter."
+    client.send_feedback(request.request_id, feedback)
 
-def scripted_input(prompt: str = "") -> str:
-    """The human at the terminal: answers in order, across every process of the test."""
-    answered = ledger.count(ledger.path(), "human_answer")
-    answer = ANSWERS[answered]
-    ledger.record("human_answer", answer=answer)
-    return answer
-
-
-builtins.input = scripted_input  # this app's only human is scripted
 
 writer = DBOSAgent(
     agent_name="reviewed_writer",

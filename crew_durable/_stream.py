@@ -1,0 +1,258 @@
+"""The application side of a run's event stream: who writes which event, and how often.
+
+Every durable workflow crew_durable runs (a crew kickoff, a task's agent
+run) knows the root run it belongs to; its events go to the root run's one
+DBOS stream (key ``crew_durable.events``), so a reader follows a whole crew
+with one offset. Two kinds of writes:
+
+- **recorded events** (task and tool start/finish, finished completions,
+  input requests and answers, the run's end) are written by workflow code
+  as an operation of the writing workflow: a recovered run replays them
+  instead of writing them again, so each appears exactly once, in order;
+- **tokens** are written live from inside the completion step that streams
+  them, a few per second at most (they are batched). They are at least
+  once: a completion cut short by a crash streams again under a new
+  ``attempt``, and its ``llm_finished`` event names the attempt that counts.
+
+Outside a durable run, nothing is written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from crewai.events.base_events import BaseEvent
+from crewai.events.event_bus import crewai_event_bus
+from crewai.events.types.llm_events import LLMStreamChunkEvent
+from crewai.llms.base_llm import BaseLLM
+from dbos import DBOS
+
+from crew_durable._dbos_internals import (
+    next_step_id,
+    reserve_operation,
+    write_live_to_run_stream,
+    write_to_run_stream,
+)
+from crew_durable._protocol import STREAM_KEY, EventKind, StreamEvent, event_record
+
+TOKEN_FLUSH_SECONDS = 0.1
+"""Tokens of a streaming completion are written at most this often (and when it ends)."""
+
+MAX_EVENT_TEXT = 4000
+"""Longer texts (tool results, answers) are cut to this many characters in events."""
+
+
+@dataclass(frozen=True)
+class RunStream:
+    """Where the events of the workflow running in this context go."""
+
+    run_id: str
+    """The root run whose stream receives the events."""
+    run_step_id: int
+    """The root run's step under which this workflow runs (its own id's steps for the root)."""
+    workflow_id: str
+    agent: str | None = None
+    task: str | None = None
+
+    def for_child(self) -> dict[str, Any]:
+        """What a child workflow started from here needs to write to the same stream, as JSON."""
+        step = next_step_id() if self.run_id == self.workflow_id else self.run_step_id
+        return {"run": self.run_id, "run_step": step if step is not None else self.run_step_id}
+
+
+_current: ContextVar[RunStream | None] = ContextVar("crew_durable_run_stream", default=None)
+
+
+def current() -> RunStream | None:
+    """The stream of the durable run executing in this context, if any."""
+    return _current.get()
+
+
+@contextmanager
+def writing_to(stream: RunStream) -> Iterator[RunStream]:
+    """Send the events of the workflow code in this block to ``stream``."""
+    token = _current.set(stream)
+    try:
+        yield stream
+    finally:
+        _current.reset(token)
+
+
+def stream_for(spec_stream: dict[str, Any] | None, agent: str | None, task: str | None) -> RunStream:
+    """The stream of a workflow started with ``spec_stream`` (from :meth:`RunStream.for_child`)."""
+    workflow_id = DBOS.workflow_id
+    assert workflow_id is not None
+    if spec_stream is None:  # a root: its own stream
+        return RunStream(workflow_id, 0, workflow_id, agent, task)
+    return RunStream(spec_stream["run"], int(spec_stream["run_step"]), workflow_id, agent, task)
+
+
+class Slot:
+    """The step id of an event to be written later, taken now (see :func:`reserve`)."""
+
+    def __init__(self, reserved: Any) -> None:
+        self.reserved = reserved
+
+
+def reserve() -> Slot | None:
+    """Take the step id of an event now, from async workflow code, before an ``await``."""
+    if _current.get() is None or DBOS.workflow_id is None or DBOS.step_id is not None:
+        return None
+    return Slot(reserve_operation())
+
+
+def emit(
+    kind: EventKind,
+    *,
+    text: str | None = None,
+    data: dict[str, Any] | None = None,
+    agent: str | None = None,
+    task: str | None = None,
+    slot: Slot | None = None,
+) -> None:
+    """Write a recorded event of the current run (exactly once), from workflow code."""
+    stream = _current.get()
+    if stream is None or DBOS.workflow_id is None or (DBOS.step_id is not None and slot is None):
+        return
+    record = event_record(
+        kind,
+        workflow_id=stream.workflow_id,
+        at=time.time(),
+        agent=agent if agent is not None else stream.agent,
+        task=task if task is not None else stream.task,
+        text=_cut(text),
+        data=data,
+    )
+    reserved = slot.reserved if slot is not None else None
+    write_to_run_stream(stream.run_id, stream.run_step_id, STREAM_KEY, record, reserved)
+
+
+def next_completion_id() -> str | None:
+    """The id the completion about to start gets in events (its step), inside a durable run."""
+    step = next_step_id()
+    if _current.get() is None or step is None or DBOS.workflow_id is None:
+        return None
+    return f"{DBOS.workflow_id}#{step}"
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_EVENT_TEXT:
+        return text
+    return text[:MAX_EVENT_TEXT] + f"... [{len(text) - MAX_EVENT_TEXT} more characters]"
+
+
+# -- tokens ---------------------------------------------------------------------
+
+
+class TokenWriter:
+    """Collects one completion attempt's streamed chunks and writes them in batches."""
+
+    def __init__(self, stream: RunStream, completion: str) -> None:
+        self.stream = stream
+        self.completion = completion
+        self.attempt = uuid.uuid4().hex
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._last_write = time.monotonic()
+        self.written = 0
+
+    def add(self, chunk: str) -> None:
+        with self._lock:
+            self._pending.append(chunk)
+            due = time.monotonic() - self._last_write >= TOKEN_FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._last_write = time.monotonic()
+        if not text:
+            return
+        record = event_record(
+            "token",
+            workflow_id=self.stream.workflow_id,
+            at=time.time(),
+            agent=self.stream.agent,
+            task=self.stream.task,
+            text=text,
+            data={"completion": self.completion, "attempt": self.attempt},
+        )
+        write_live_to_run_stream(self.stream.run_id, self.stream.run_step_id, STREAM_KEY, record)
+        self.written += 1
+
+
+_token_writer: ContextVar[TokenWriter | None] = ContextVar("crew_durable_token_writer", default=None)
+_handler_registered = False
+_handler_lock = threading.Lock()
+
+
+def _on_chunk(_: Any, event: BaseEvent) -> None:
+    writer = _token_writer.get()
+    if writer is not None and isinstance(event, LLMStreamChunkEvent) and event.chunk:
+        writer.add(event.chunk)
+
+
+def _listen_for_chunks() -> None:
+    """Register the chunk listener once, the first time a durable completion streams.
+
+    crewAI calls stream-chunk handlers synchronously in the thread that
+    streams, so the listener sees the completion step's context and writes
+    only for the step in progress; for anything else it does nothing.
+    """
+    global _handler_registered
+    with _handler_lock:
+        if not _handler_registered:
+            crewai_event_bus.register_handler(LLMStreamChunkEvent, _on_chunk)
+            _handler_registered = True
+
+
+@contextmanager
+def streaming_tokens(stream: RunStream | None) -> Iterator[TokenWriter | None]:
+    """Inside a completion step: write the tokens it streams, tagged with this attempt."""
+    step_id, workflow_id = DBOS.step_id, DBOS.workflow_id
+    if stream is None or step_id is None or workflow_id is None:
+        yield None
+        return
+    _listen_for_chunks()
+    writer = TokenWriter(stream, f"{workflow_id}#{step_id}")
+    token = _token_writer.set(writer)
+    try:
+        yield writer
+    finally:
+        _token_writer.reset(token)
+        writer.flush()
+
+
+def read_run_stream(run_id: str) -> Iterator[StreamEvent]:
+    """The events of a run of this process's application, from its start, live."""
+    values = DBOS.read_stream(run_id, STREAM_KEY, polling_interval_sec=READ_POLL_SECONDS)
+    for offset, value in enumerate(values):
+        yield StreamEvent.from_record(offset, value)
+
+
+READ_POLL_SECONDS = 0.05
+"""How often an in-process reader of a run's stream checks for new events without LISTEN/NOTIFY."""
+
+
+def stream_llms(agents: Iterable[Any]) -> None:
+    """Make the agents' LLMs stream, as crewAI does for a ``Crew(stream=True)``.
+
+    Set on the durable wrapper and on the LLM it wraps, so the copies a run
+    makes of an agent stream too.
+    """
+    for agent in agents:
+        llm = getattr(agent, "llm", None)
+        if isinstance(llm, BaseLLM):
+            llm.stream = True
+            wrapped = getattr(llm, "wrapped", None)
+            if isinstance(wrapped, BaseLLM):
+                wrapped.stream = True

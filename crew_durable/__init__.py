@@ -8,9 +8,8 @@ stopped, without paying for any finished step twice.
 
 from crew_durable._agent import DBOSAgent
 from crew_durable._client import CrewClient
-from crew_durable._config import dbos_config
+from crew_durable._config import dbos_config, recover_promptly
 from crew_durable._crew import CrewRunHandle, DBOSCrew
-from crew_durable._dbos_internals import start_recovery_promptly, wait_for_existing_runs_promptly
 from crew_durable._errors import (
     AnswerRefusedError,
     CrewDurableError,
@@ -29,9 +28,6 @@ from crew_durable._protocol import InputRequest, StreamEvent, kept_tokens
 from crew_durable._registry import LateDefinitionWarning
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import DBOSTool, idempotency_key
-
-start_recovery_promptly()
-wait_for_existing_runs_promptly()
 
 __all__ = [
     "DBOSLLM",
@@ -57,5 +53,6 @@ __all__ = [
     "dbos_config",
     "idempotency_key",
     "kept_tokens",
+    "recover_promptly",
     "set_human_input_provider",
 ]

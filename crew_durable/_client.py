@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOSClient, WorkflowStatus
+from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat, WorkflowStatus
 from sqlalchemy.exc import OperationalError
 from typing_extensions import Self
 
+from crew_durable import _operations
 from crew_durable._dbos_internals import message_sent_with_key, migration_versions
 from crew_durable._errors import (
     AnswerRefusedError,
@@ -33,15 +34,17 @@ from crew_durable._protocol import (
     ATTR_REQUEST,
     ATTR_RUN,
     ATTR_WAITING,
+    KICKOFF_WORKFLOW,
     STREAM_KEY,
     WAITING_WORKFLOWS,
     InputKind,
     InputRequest,
     StreamEvent,
     answer,
+    run_attributes,
     workflow_of_request,
 )
-from crew_durable._serialization import value_from_json
+from crew_durable._serialization import dumps, value_from_json
 
 _WAITING_STATUSES = ("PENDING", "ENQUEUED")
 
@@ -205,6 +208,76 @@ class CrewClient:
             raise from_workflow_error(error) from None
         return _output_of(status, output)
 
+    # -- running and steering -------------------------------------------------
+
+    def enqueue(
+        self,
+        crew_name: str,
+        inputs: dict[str, Any] | None = None,
+        *,
+        queue_name: str,
+        run_id: str | None = None,
+        deduplication_id: str | None = None,
+        priority: int | None = None,
+        timeout_seconds: float | None = None,
+        application_version: str | None = None,
+    ) -> RunHandle:
+        """Put a kickoff of the crew ``crew_name`` on a DBOS queue; a worker of that queue runs it.
+
+        Enqueueing a ``run_id`` that exists gives that run, not a second one.
+        The options are DBOS's (see ``DBOSCrew.enqueue``); a run without an
+        ``application_version`` is run by executors of the latest version.
+        """
+        checked = dict(inputs or {})
+        dumps(checked, f"The kickoff inputs of crew {crew_name!r}")
+        run_id = run_id or str(uuid.uuid4())
+        options: EnqueueOptions = {
+            "workflow_name": KICKOFF_WORKFLOW,
+            "queue_name": queue_name,
+            "workflow_id": run_id,
+            "attributes": run_attributes("crew", crew_name, run_id),
+            "serialization_type": WorkflowSerializationFormat.PORTABLE,
+        }
+        if deduplication_id is not None:
+            options["deduplication_id"] = deduplication_id
+        if priority is not None:
+            options["priority"] = priority
+        if timeout_seconds is not None:
+            options["workflow_timeout"] = timeout_seconds
+        if application_version is not None:
+            options["app_version"] = application_version
+        self._dbos.enqueue(options, crew_name, checked, {"record_tasks": True})
+        return RunHandle(self, run_id)
+
+    def cancel(self, run_id: str) -> None:
+        """Cancel a run, its task runs included: whatever runs stops at its next step."""
+        _operations.cancel(self._dbos, run_id)
+
+    def resume(self, run_id: str) -> RunHandle:
+        """Resume a cancelled run, its cancelled task runs included, where it stopped."""
+        _operations.resume(self._dbos, run_id)
+        return RunHandle(self, run_id)
+
+    def fork(
+        self,
+        run_id: str,
+        *,
+        task: int,
+        step: int | None = None,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+    ) -> RunHandle:
+        """A new run that reuses what ``run_id`` recorded before task ``task`` (before its step ``step``).
+
+        It runs wherever the crew code runs: a process of the application of
+        ``application_version`` (by default the latest), or a worker of
+        ``queue_name``. Nothing recorded before the fork point is paid again.
+        """
+        fork_id = _operations.fork(
+            self._dbos, run_id, task, step, application_version=application_version, queue_name=queue_name
+        )
+        return RunHandle(self, fork_id)
+
     def status(self, run_id: str) -> WorkflowStatus:
         """DBOS's status record of a run (``.status`` is PENDING, SUCCESS, ERROR, CANCELLED...)."""
         return self._run_status(run_id)
@@ -225,6 +298,27 @@ class CrewClient:
                 "reads the runs of DBOSCrew, DBOSAgent and DBOSFlow."
             )
         return status
+
+
+class RunHandle:
+    """A run started or steered through ``CrewClient``: its id, its status, its output."""
+
+    def __init__(self, client: CrewClient, run_id: str) -> None:
+        self._client = client
+        self.workflow_id = run_id
+
+    def get_workflow_id(self) -> str:
+        return self.workflow_id
+
+    def get_status(self) -> WorkflowStatus:
+        return self._client.status(self.workflow_id)
+
+    def get_result(self) -> Any:
+        """The run's output (a crew's ``CrewOutput``), once it has one."""
+        return self._client.result(self.workflow_id)
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.workflow_id!r})"
 
 
 def _open_request_of(status: WorkflowStatus | None) -> InputRequest | None:

@@ -7,8 +7,12 @@ from typing import Any
 
 from dbos import DBOSConfig
 
+from crew_durable._dbos_internals import start_recovery_promptly, wait_for_existing_runs_promptly
 
-def dbos_config(name: str, system_database_url: str | None = None, **settings: Any) -> DBOSConfig:
+
+def dbos_config(
+    name: str, system_database_url: str | None = None, *, prompt_recovery: bool = True, **settings: Any
+) -> DBOSConfig:
     """A DBOS config for application ``name``.
 
     The system database is ``system_database_url`` if given, else
@@ -16,7 +20,30 @@ def dbos_config(name: str, system_database_url: str | None = None, **settings: A
     an embedded SQLite file ``<name>.sqlite`` in the working directory.
     Other DBOS settings (``application_version``, ``executor_id``...) pass
     through unchanged.
+
+    With ``prompt_recovery`` (the default), this process also gets
+    :func:`recover_promptly`; pass ``False`` to keep DBOS's own timings.
     """
     url = system_database_url or os.environ.get("DBOS_SYSTEM_DATABASE_URL") or f"sqlite:///{name}.sqlite"
     config: dict[str, Any] = {"name": name, "system_database_url": url, **settings}
+    if prompt_recovery:
+        recover_promptly()
     return config  # type: ignore[return-value]
+
+
+def recover_promptly() -> None:
+    """Resume interrupted runs right after ``DBOS.launch()``, and wait on running ones every 100 ms.
+
+    DBOS starts the runs it recovers at launch from an internal queue it
+    first polls a second after launch, and a caller of a workflow that is
+    already running (a recovered crew reaching the task DBOS recovers beside
+    it, or an application calling again a run that is being recovered)
+    checks on it once a second. This makes the first poll come within 50 ms
+    (for the first seconds after launch) and the checks every 100 ms, for
+    every workflow of this process: DBOS has no per-workflow setting for
+    either. ``dbos_config`` does it for you; call it yourself before
+    ``DBOS.launch()`` if you build your own DBOS config. Importing
+    crew_durable changes nothing.
+    """
+    start_recovery_promptly()
+    wait_for_existing_runs_promptly()

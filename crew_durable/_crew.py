@@ -17,13 +17,13 @@ from crewai.crews.crew_output import CrewOutput
 from crewai.types.streaming import CrewStreamingOutput, StreamChunk
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowTimeout, WorkflowHandle, WorkflowStatus
 
-from crew_durable import _registry, _usage
+from crew_durable import _operations, _registry, _usage
 from crew_durable._crew_build import durable_crew, durable_planning_llm
 from crew_durable._crew_run import crew_kickoff, crew_kickoff_for_each, hand_over_provider
 from crew_durable._crewai_internals import contextual_human_input_provider, set_streaming_result
-from crew_durable._errors import from_workflow_error
+from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._outputs import crew_output_from_json
-from crew_durable._protocol import ATTR_TASKS
+from crew_durable._protocol import ATTR_NAME, ATTR_TASKS
 from crew_durable._runs import starting
 from crew_durable._serialization import dumps
 from crew_durable._stream import read_run_stream, stream_llms
@@ -120,6 +120,34 @@ class DBOSCrew:
                 queue_name, crew_kickoff, self.crew_name, checked, {"stream": start.stream}
             )
         return CrewRunHandle(handle, self)
+
+    def cancel(self, run_id: str) -> None:
+        """Cancel a run of this crew, its task runs included: each stops at its next step."""
+        self._own_run(run_id)
+        _operations.cancel(DBOS, run_id)
+
+    def resume(self, run_id: str) -> CrewRunHandle:
+        """Resume a cancelled run of this crew where it stopped; its cancelled tasks resume too."""
+        self._own_run(run_id)
+        _operations.resume(DBOS, run_id)
+        return CrewRunHandle(DBOS.retrieve_workflow(run_id), self)
+
+    def fork(self, run_id: str, *, task: int, step: int | None = None) -> CrewRunHandle:
+        """A new run reusing what ``run_id`` recorded before task ``task`` (or before its step ``step``).
+
+        Tasks before ``task`` return their recorded outputs, and inside task
+        ``task`` the steps before ``step`` (step ids as ``crew-durable show``
+        lists them) return their recorded results: none of it is paid again.
+        """
+        self._own_run(run_id)
+        fork_id = _operations.fork(DBOS, run_id, task, step, application_version=DBOS.application_version)
+        return CrewRunHandle(DBOS.retrieve_workflow(fork_id), self)
+
+    def _own_run(self, run_id: str) -> None:
+        status = _operations.run_status(DBOS, run_id)
+        name = (status.attributes or {}).get(ATTR_NAME)
+        if name != self.crew_name:
+            raise CrewDurableError(f"Run {run_id!r} is a run of {name!r}, not of crew {self.crew_name!r}.")
 
     def _streaming(self, inputs: dict[str, Any]) -> CrewStreamingOutput:
         with self._starting() as start:

@@ -26,10 +26,9 @@ from dbos import DBOS, WorkflowSerializationFormat
 from crew_durable import _registry, _stream, _usage
 from crew_durable._dbos_internals import reserve_step_ranges, running_in
 from crew_durable._outputs import crew_output_to_json
-from crew_durable._protocol import ATTR_TASKS
+from crew_durable._protocol import ATTR_TASKS, KICKOFF_WORKFLOW
 from crew_durable._runs import starting
 
-KICKOFF = "crew_durable.crew_kickoff"
 KICKOFF_FOR_EACH = "crew_durable.crew_kickoff_for_each"
 
 _handed_over: dict[str, HumanInputProvider] = {}
@@ -42,7 +41,7 @@ def hand_over_provider(workflow_id: str, provider: HumanInputProvider | None) ->
         _handed_over[workflow_id] = provider
 
 
-@DBOS.workflow(name=KICKOFF, serialization_type=WorkflowSerializationFormat.PORTABLE)
+@DBOS.workflow(name=KICKOFF_WORKFLOW, serialization_type=WorkflowSerializationFormat.PORTABLE)
 def crew_kickoff(crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
     """One kickoff of a named crew, on a copy of the crew made for this run."""
     run = run or {}

@@ -42,6 +42,9 @@ PROMPT_WINDOW_SECONDS = 3.0
 """How long after launch the internal queue polls that often."""
 
 
+_prompt_recovery_registered = False
+
+
 def start_recovery_promptly() -> None:
     """Make DBOS start the workflows it recovers right after ``DBOS.launch()``.
 
@@ -49,14 +52,20 @@ def start_recovery_promptly() -> None:
     internal queue, whose worker first polls one interval (1 s) later. For a
     few seconds after launch the interval is made short; then DBOS's own
     default is restored, so an idle process polls no more than before.
+    Idempotent.
     """
+    global _prompt_recovery_registered
+    if _prompt_recovery_registered:
+        return
+    _prompt_recovery_registered = True
     registry = _dbos._get_or_create_dbos_registry()
     queue = registry.get_internal_queue()
     default = queue._polling_interval_sec
     queue._polling_interval_sec = min(default, PROMPT_POLL_SECONDS)
     stop = threading.Event()
 
-    def restore_default() -> None:
+    def restore_default() -> None:  # runs at every launch of this process's DBOS
+        queue._polling_interval_sec = min(default, PROMPT_POLL_SECONDS)
         stop.wait(PROMPT_WINDOW_SECONDS)
         queue._polling_interval_sec = default
 
@@ -276,6 +285,13 @@ def write_live_to_run_stream(run_id: str, run_step_id: int, key: str, value: Any
     sys_db.write_stream_from_step(
         run_id, run_step_id, key, value, serialization_type=WorkflowSerializationFormat.PORTABLE
     )
+
+
+def workflow_attributes(workflow_id: str) -> dict[str, Any]:
+    """A workflow's attributes, read without recording a step (DBOS.get_workflow_status would)."""
+    status = _system_database().get_workflow_status(workflow_id)
+    attributes = status.get("attributes") if status else None
+    return dict(attributes) if isinstance(attributes, dict) else {}
 
 
 def next_step_id() -> int | None:

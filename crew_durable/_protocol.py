@@ -46,6 +46,8 @@ ATTR_TASKS = "crew_durable.tasks"
 """A crew kickoff's number of tasks, so listings need no crew code."""
 ATTR_TASK = "crew_durable.task"
 """An agent run's task: ``{"index": n, "name": ..., "description": ...}``."""
+FORKED_FROM = "crew_durable.forked_from"
+"""On a fork: ``{"run": ..., "task": n, "step": m}``, where it was forked from."""
 ATTR_WAITING = "crew_durable.waiting"
 """``True`` while the workflow waits for a person's answer."""
 ATTR_REQUEST = "crew_durable.request"
@@ -53,8 +55,12 @@ ATTR_REQUEST = "crew_durable.request"
 
 RunKind = Literal["crew", "agent", "flow", "flow_method"]
 
-WAITING_WORKFLOWS = ("crew_durable.agent_run", "crew_durable.agent_run_async")
-"""The workflows that can wait for a person (their names, as DBOS records them)."""
+KICKOFF_WORKFLOW = "crew_durable.crew_kickoff"
+"""The workflow of a crew kickoff, by the name a process without the crew code enqueues it."""
+TASK_RUN_WORKFLOWS = ("crew_durable.agent_run", "crew_durable.agent_run_async")
+"""The workflows of agent runs (a crew's tasks), as DBOS records their names."""
+WAITING_WORKFLOWS = TASK_RUN_WORKFLOWS
+"""The workflows that can wait for a person."""
 
 
 def run_attributes(kind: RunKind, name: str, run_id: str, **extra: Any) -> dict[str, Any]:

@@ -37,10 +37,11 @@ from dbos import DBOS
 from crew_durable._dbos_internals import (
     next_step_id,
     reserve_operation,
+    workflow_attributes,
     write_live_to_run_stream,
     write_to_run_stream,
 )
-from crew_durable._protocol import STREAM_KEY, EventKind, StreamEvent, event_record
+from crew_durable._protocol import ATTR_RUN, STREAM_KEY, EventKind, StreamEvent, event_record
 
 TOKEN_FLUSH_SECONDS = 0.1
 """Tokens of a streaming completion are written at most this often (and when it ends)."""
@@ -86,12 +87,20 @@ def writing_to(stream: RunStream) -> Iterator[RunStream]:
 
 
 def stream_for(spec_stream: dict[str, Any] | None, agent: str | None, task: str | None) -> RunStream:
-    """The stream of a workflow started with ``spec_stream`` (from :meth:`RunStream.for_child`)."""
+    """The stream of a workflow started with ``spec_stream`` (from :meth:`RunStream.for_child`).
+
+    A child's id is derived from its run's; one that is not was forked on
+    its own (``fork --step``), and its attributes name the run it now
+    belongs to.
+    """
     workflow_id = DBOS.workflow_id
     assert workflow_id is not None
     if spec_stream is None:  # a root: its own stream
         return RunStream(workflow_id, 0, workflow_id, agent, task)
-    return RunStream(spec_stream["run"], int(spec_stream["run_step"]), workflow_id, agent, task)
+    run_id = str(spec_stream["run"])
+    if not workflow_id.startswith(f"{run_id}-"):
+        run_id = str(workflow_attributes(workflow_id).get(ATTR_RUN, run_id))
+    return RunStream(run_id, int(spec_stream["run_step"]), workflow_id, agent, task)
 
 
 class Slot:

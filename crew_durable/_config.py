@@ -8,6 +8,10 @@ from typing import Any
 from dbos import DBOSConfig
 
 from crew_durable._dbos_internals import start_recovery_promptly, wait_for_existing_runs_promptly
+from crew_durable._protocol import FORMAT
+
+APPLICATION_VERSION = f"crew-durable-r{FORMAT}"
+"""The DBOS application version ``dbos_config`` gives, unless told otherwise (see ``dbos_config``)."""
 
 
 def dbos_config(
@@ -18,13 +22,26 @@ def dbos_config(
     The system database is ``system_database_url`` if given, else
     ``$DBOS_SYSTEM_DATABASE_URL`` (``postgresql://...`` in production), else
     an embedded SQLite file ``<name>.sqlite`` in the working directory.
-    Other DBOS settings (``application_version``, ``executor_id``...) pass
-    through unchanged.
+    Other DBOS settings (``executor_id``...) pass through unchanged.
+
+    ``application_version`` is ``crew-durable-r<format>`` unless you pass
+    one. DBOS resumes a pending run only in processes of the version it was
+    started under, and by default derives the version from the source of
+    every registered workflow, so any deploy would strand the runs pending
+    at the time. The workflows of crew_durable's runs are crew_durable's,
+    and they read your agents and crews by name, so a deploy of new agent,
+    crew or tool code resumes the pending runs; a new crew_durable release
+    does too, unless it records runs in a new format (it then says so in
+    its notes, and its processes leave the older runs to processes of the
+    previous release). If you have ``@DBOS.workflow`` functions of your own
+    whose changes must not resume older runs, pass your own version, or
+    ``application_version=None`` for DBOS's source hash.
 
     With ``prompt_recovery`` (the default), this process also gets
     :func:`recover_promptly`; pass ``False`` to keep DBOS's own timings.
     """
     url = system_database_url or os.environ.get("DBOS_SYSTEM_DATABASE_URL") or f"sqlite:///{name}.sqlite"
+    settings.setdefault("application_version", APPLICATION_VERSION)
     config: dict[str, Any] = {"name": name, "system_database_url": url, **settings}
     if prompt_recovery:
         recover_promptly()

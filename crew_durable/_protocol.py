@@ -26,8 +26,13 @@ from typing import Any, Literal
 
 from crew_durable._errors import RecordFormatError
 
-FORMAT = 1
-"""The version of the records below; a reader refuses records of a newer format."""
+FORMAT = 2
+"""The version of what durable runs record, and of the steps they take to record it.
+
+2: phase 2 (run attributes, event streams, durable questions). A change to
+the sequence of operations a run records bumps it: a run recorded under
+one format replays only under code of the same format (see ``_config``).
+"""
 
 STREAM_KEY = "crew_durable.events"
 """The DBOS stream key of a run's events, written to the root run's stream."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,20 @@ def system_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         yield database
     finally:
         database.drop()
+
+
+@pytest.fixture
+def fixed_ports() -> Iterator[None]:
+    """Hold the local ports live fake servers listen on (the cassettes' 8765, the example's 8766).
+
+    Tests that serve on them take turns, also across pytest-xdist workers.
+    """
+    with open(Path(tempfile.gettempdir()) / "crew_durable_fixed_ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

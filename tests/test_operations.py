@@ -22,7 +22,7 @@ OUTPUT = "The publish is finished: publish done"
 
 
 @pytest.fixture
-def model() -> Iterator[FakeOpenAI]:
+def model(fixed_ports: None) -> Iterator[FakeOpenAI]:
     """The trio's model, live on the cassettes' port: requests are counted at the server."""
     with serve(trio.brain, port=FAKE_PORT) as server:
         yield server

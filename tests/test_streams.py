@@ -68,7 +68,7 @@ class Reader:
 
 
 def test_a_stream_read_across_kills_gives_each_finished_event_once(
-    system_database: Database, tmp_path: Path
+    system_database: Database, tmp_path: Path, fixed_ports: None
 ) -> None:
     run_id = f"checkout-{uuid.uuid4()}"
     harness_ = Harness(system_database, tmp_path, env={harness.LIVE: "1"})

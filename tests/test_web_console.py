@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[str]:
+def console(tmp_path: Path, fixed_ports: None) -> Iterator[str]:
     port = _free_port()
     log = (tmp_path / "console.log").open("wb")
     env = {**os.environ, "CREWAI_STORAGE_DIR": str(tmp_path / "crewai")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from difflib import get_close_matches
 from typing import Any
 
 from crewai import Agent, Task
@@ -82,6 +83,7 @@ class DBOSAgent(Agent):
         **fields: Any,
     ) -> None:
         _registry.check_name("DBOSAgent", agent_name)
+        _refuse_unknown(fields)
         approvals = _tool_names("approval_required", approval_required)
         if input_timeout is not None and not input_timeout > 0:
             raise ValueError(
@@ -282,6 +284,20 @@ def _retry_workflow_id() -> Iterator[None]:
     retry_id = f"{base}-retry-{int(number) + 1}" if base and number.isdigit() else f"{previous}-retry-1"
     with SetWorkflowID(retry_id):
         yield
+
+
+def _refuse_unknown(fields: dict[str, Any]) -> None:
+    """crewAI ignores keywords an Agent does not have; a misspelt durable option must not pass silently."""
+    known = set(DBOSAgent.model_fields) | {"tool_steps", "orig_agent"}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        hints = [
+            f"{name!r} (did you mean {close[0]!r}?)"
+            if (close := get_close_matches(name, known, n=1))
+            else repr(name)
+            for name in unknown
+        ]
+        raise TypeError(f"DBOSAgent got unknown keyword arguments: {', '.join(hints)}.")
 
 
 def _tool_names(option: str, names: Iterable[str]) -> list[str]:

@@ -93,6 +93,31 @@ class RecordedError(Exception):
         return f"RecordedError({self.error_type}: {self})"
 
 
+_TRANSIENT_NAMES = (
+    "RateLimit",
+    "Timeout",
+    "Connection",
+    "ServiceUnavailable",
+    "InternalServer",
+    "Overloaded",
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a provider error is worth another attempt: rate limits, 5xx, timeouts, lost connections.
+
+    An authentication error, a bad request or a context-length error fails
+    the same way every time, and retrying it only costs time (and, for
+    some providers, money).
+    """
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return status in (408, 409, 429) or status >= 500
+    if isinstance(error, (TimeoutError, ConnectionError)):
+        return True
+    return any(any(word in cls.__name__ for word in _TRANSIENT_NAMES) for cls in type(error).__mro__)
+
+
 def unwrap_step_error(error: BaseException) -> BaseException:
     """The error a caller should see for a failed step, live or replayed.
 

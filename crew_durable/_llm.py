@@ -26,7 +26,7 @@ from dbos import DBOS
 from pydantic import BaseModel, Field
 
 from crew_durable import _stream, _usage
-from crew_durable._errors import NotRecoverableError, RecordedError, unwrap_step_error
+from crew_durable._errors import NotRecoverableError, RecordedError, is_transient, unwrap_step_error
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
 
@@ -156,14 +156,15 @@ class DBOSLLM(BaseLLM):
         return result
 
     def _options(self) -> Any:
+        """DBOS step options; without a ``should_retry`` of yours, only transient errors are retried."""
         options = self.step_config.options(self.step_name)
-        user_should_retry = options["should_retry"]
+        user_should_retry = options["should_retry"] or is_transient
 
         def should_retry(error: BaseException) -> bool:
             if isinstance(error, NotRecoverableError):
                 return False  # the same completion would fail to record again
             live = getattr(error, "original", None) or error
-            return bool(user_should_retry(live)) if user_should_retry else True
+            return bool(user_should_retry(live))
 
         options["should_retry"] = should_retry
         return options

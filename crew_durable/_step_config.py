@@ -16,7 +16,10 @@ class StepConfig:
     recovered run never repeats an attempt that already succeeded.
     ``should_retry`` receives the exception an attempt raised and returns
     whether it is worth another attempt (a timeout: yes; a rejected payment:
-    no). Without it, every exception is retried when ``retries_allowed``.
+    no). Without it, an LLM's completions are retried for transient errors
+    only (rate limits, 5xx, timeouts, lost connections: not a 401 or a bad
+    request), and a tool step with retries must say which errors are
+    transient.
     """
 
     retries_allowed: bool = False

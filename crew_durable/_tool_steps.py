@@ -19,7 +19,7 @@ from crewai.tools.memory_tools import RecallMemoryTool, RememberTool
 from dbos import DBOS
 from pydantic import Field
 
-from crew_durable._errors import CrewDurableError, RecordedError, unwrap_step_error
+from crew_durable._errors import CrewDurableError, NotRecoverableError, RecordedError, unwrap_step_error
 from crew_durable._human_input import decide_tool_call
 from crew_durable._llm import in_workflow
 from crew_durable._serialization import dumps, value_from_json, value_to_json
@@ -112,7 +112,11 @@ class DBOSTool(BaseTool):
             result = self.wrapped.run(*args, **kwargs)
         except Exception as error:
             raise RecordedError.of(error) from None
-        return dumps(value_to_json(result), f"The tool {self.name!r}")
+        try:
+            return dumps(value_to_json(result), f"The tool {self.name!r}")
+        except NotRecoverableError:
+            # crewAI hands the model str(result): a value JSON cannot hold is recorded as that text.
+            return dumps({"kind": "text", "value": str(result)}, f"The tool {self.name!r}")
 
     def _options(self) -> Any:
         options = self.step_config.options(self.step_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ from crew_durable import (
     CrewDurableError,
     DBOSAgent,
     DBOSTool,
-    NotRecoverableError,
     RecordedError,
     StepConfig,
     idempotency_key,
@@ -30,18 +30,22 @@ from tests.support.steps import work_steps
 ADA = '{"charged": "ch_ada_42", "receipt": "receipt for ch_ada_42 sent to ada@example.com"}'
 
 
+calls_of_when = {"count": 0}
+
+
 @tool
-def tag_set(tag: str) -> Any:
-    """Return the tags as a set, which cannot be recorded as JSON."""
-    return {tag}
+def when(event: str) -> Any:
+    """When an event happens: a datetime, which JSON cannot hold."""
+    calls_of_when["count"] += 1
+    return datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
 
 
-_tag_step = DBOSTool.around(tag_set, "checks.tool.tag_set")
+_when_step = DBOSTool.around(when, "checks.tool.when")
 
 
-@DBOS.workflow(name="tests.call_tag_set")
-def call_tag_set() -> str:
-    return str(_tag_step.run(tag="x"))
+@DBOS.workflow(name="tests.call_when")
+def call_when() -> str:
+    return str(_when_step.run(event="launch"))
 
 
 def test_selected_tools_are_steps_that_retry_only_transient_errors(
@@ -88,9 +92,14 @@ def test_a_tool_error_is_recorded_and_fed_to_the_model_without_retrying(
     assert ledger.count(side_effects, "charge_attempt") == 1  # not transient: not retried
 
 
-def test_a_tool_result_that_cannot_be_recorded_names_the_tool(launched: Database) -> None:
-    with pytest.raises(NotRecoverableError, match="The tool 'tag_set' produced a value that cannot"):
-        call_tag_set()
+def test_a_tool_result_json_cannot_hold_is_recorded_as_the_text_crewai_uses(launched: Database) -> None:
+    workflow_id = f"when-{uuid.uuid4()}"
+    calls_of_when["count"] = 0
+    with SetWorkflowID(workflow_id):
+        assert call_when() == "2026-12-03 09:30:00+00:00"  # what str() gives crewAI
+    with SetWorkflowID(workflow_id):
+        assert call_when() == "2026-12-03 09:30:00+00:00"
+    assert calls_of_when["count"] == 1  # the side effect happened once, and the record replays it
 
 
 def test_idempotency_key_outside_a_durable_run_says_where_it_works() -> None:

@@ -19,6 +19,7 @@ from crew_durable._errors import (
     NotRecoverableError,
     RecordedError,
     RecordFormatError,
+    ReplayMismatchError,
     UnknownRunError,
 )
 from crew_durable._executor import DurableAgentExecutor
@@ -47,6 +48,7 @@ __all__ = [
     "NotRecoverableError",
     "RecordFormatError",
     "RecordedError",
+    "ReplayMismatchError",
     "StepConfig",
     "StreamEvent",
     "UnknownRunError",

@@ -24,7 +24,7 @@ from crew_durable._crewai_internals import contextual_human_input_provider, set_
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._outputs import crew_output_from_json
 from crew_durable._protocol import ATTR_NAME, ATTR_TASKS
-from crew_durable._runs import starting
+from crew_durable._runs import check_identity, identity, starting
 from crew_durable._serialization import dumps
 from crew_durable._stream import read_run_stream, stream_llms
 
@@ -67,7 +67,12 @@ class DBOSCrew:
         if self.streams:
             return self._streaming(checked)
         with self._starting() as start:
-            return self._adopt(lambda: crew_kickoff(self.crew_name, checked, {"stream": start.stream}))
+            output = self._adopt(
+                lambda: crew_kickoff(self.crew_name, checked, {"stream": start.stream}),
+                identity("crew", self.crew_name, checked),
+                start.workflow_id,
+            )
+            return output
 
     async def kickoff_async(self, inputs: dict[str, Any] | None = None) -> CrewOutput:
         """``kickoff`` from async code; like crewAI's, it runs the crew in a worker thread."""
@@ -176,11 +181,19 @@ class DBOSCrew:
         dumps(inputs, f"The kickoff inputs of crew {self.crew_name!r}")
         return inputs
 
-    def _adopt(self, run: Callable[[], dict[str, Any]]) -> CrewOutput:
+    def _adopt(
+        self,
+        run: Callable[[], dict[str, Any]],
+        expected: dict[str, str] | None = None,
+        workflow_id: str | None = None,
+    ) -> CrewOutput:
         try:
-            output = crew_output_from_json(run())
+            recorded = run()
         except Exception as error:
             raise from_workflow_error(error) from None
+        if expected is not None:
+            check_identity(recorded, expected, workflow_id)
+        output = crew_output_from_json(recorded)
         self.usage_metrics = output.token_usage
         return output
 

@@ -27,7 +27,7 @@ from crew_durable import _registry, _stream, _usage
 from crew_durable._dbos_internals import reserve_step_ranges, running_in
 from crew_durable._outputs import crew_output_to_json
 from crew_durable._protocol import ATTR_TASKS, KICKOFF_WORKFLOW
-from crew_durable._runs import starting
+from crew_durable._runs import IDENTITY, identity, starting
 
 KICKOFF_FOR_EACH = "crew_durable.crew_kickoff_for_each"
 
@@ -66,7 +66,7 @@ def crew_kickoff(crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | N
         output.token_usage = _usage.as_metrics(usage.total)
         if is_root:
             _stream.emit("run_finished", text=output.raw, data={"status": "SUCCESS", "usage": usage.total})
-    return crew_output_to_json(output)
+    return {**crew_output_to_json(output), IDENTITY: identity("crew", crew_name, inputs)}
 
 
 @DBOS.workflow(name=KICKOFF_FOR_EACH, serialization_type=WorkflowSerializationFormat.PORTABLE)

@@ -24,6 +24,10 @@ class NotRecoverableError(CrewDurableError, TypeError):
     """Something a run needs cannot be recorded, so the run could not be recovered."""
 
 
+class ReplayMismatchError(CrewDurableError):
+    """A recorded run under the id being started is a run of another crew, agent or input."""
+
+
 class RecordFormatError(CrewDurableError, ValueError):
     """A record was written by a newer crew_durable than the one reading it."""
 

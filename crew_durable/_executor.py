@@ -47,7 +47,7 @@ from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._human_input import provider_for_run
 from crew_durable._llm import fresh, in_workflow, reset
 from crew_durable._protocol import ATTR_TASK
-from crew_durable._runs import starting
+from crew_durable._runs import IDENTITY, check_identity, identity, starting
 from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import durable_memory_tools
@@ -72,23 +72,25 @@ class DurableAgentExecutor(AgentExecutor):
             return self.invoke_async(inputs)
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self), self._starting(spec):
+            with _launched_by(self), self._starting(spec) as workflow_id:
                 outcome = _agent_run(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
+        check_identity(outcome, _identity(spec), workflow_id)
         return self._adopt(outcome)
 
     async def invoke_async(self, inputs: dict[str, Any]) -> dict[str, Any]:
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self), self._starting(spec):
+            with _launched_by(self), self._starting(spec) as workflow_id:
                 outcome = await _agent_run_async(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
+        check_identity(outcome, _identity(spec), workflow_id)
         return self._adopt(outcome)
 
     @contextmanager
-    def _starting(self, spec: dict[str, Any]) -> Iterator[None]:
+    def _starting(self, spec: dict[str, Any]) -> Iterator[str]:
         """Start the run's workflow as an agent run of its root run, under an id known in advance."""
         task = spec["task"]
         label = {"name": _task_label(task)} if task is not None else None
@@ -97,7 +99,7 @@ class DurableAgentExecutor(AgentExecutor):
             timed = _timed_runs.get()
             if timed is not None:  # under max_execution_time: cancelled by id when time is up
                 timed.append(start.workflow_id)
-            yield
+            yield start.workflow_id
 
     # -- parallel native tool calls: a fixed range of step ids per call ------
 
@@ -454,9 +456,15 @@ def _outcome(
             for message in executor.state.messages
         ],
         "usage": usage.as_json(),
+        IDENTITY: _identity(spec),
     }
     dumps(outcome, f"The output of agent {spec['agent']!r}'s run")
     return outcome
+
+
+def _identity(spec: dict[str, Any]) -> dict[str, str]:
+    task = spec["task"]
+    return identity("agent", spec["agent"], task["description"] if task else spec["inputs"].get("input"))
 
 
 def _agent_of(executor: AgentExecutor) -> BaseAgent:

@@ -10,6 +10,8 @@ the outermost crew_durable workflow; its id is the run id that
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,6 +22,7 @@ from dbos import SetWorkflowAttributes, SetWorkflowID
 
 from crew_durable import _stream
 from crew_durable._dbos_internals import next_workflow_id, start_attributes
+from crew_durable._errors import ReplayMismatchError
 from crew_durable._protocol import RunKind, run_attributes
 
 
@@ -52,3 +55,34 @@ def starting(kind: RunKind, name: str, **attributes: Any) -> Iterator[Start]:
         marks = run_attributes(kind, name, run_id, **attributes)
         blocks.enter_context(SetWorkflowAttributes({**(start_attributes() or {}), **marks}))
         yield Start(workflow_id, run_id, spec)
+
+
+IDENTITY = "identity"
+"""The key under which a run's output names what ran: checked when a recorded run is taken."""
+
+
+def identity(kind: RunKind, name: str, what: Any) -> dict[str, str]:
+    """What a run is: its kind, its name, and a digest of what it was asked (inputs, task)."""
+    text = json.dumps(what, sort_keys=True, ensure_ascii=False, default=str)
+    return {"kind": kind, "name": name, "digest": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def check_identity(output: Any, expected: dict[str, str], workflow_id: str | None) -> None:
+    """Refuse a recorded output that another run left under the id being started.
+
+    DBOS gives a child workflow the id ``<parent>-<step>`` and, on replay,
+    returns what the workflow with that id recorded. If a parent starts its
+    children in another order than when it recorded them (threads racing,
+    code that changed), each call would silently get another's result;
+    every crew_durable run's output names what ran, so this fails instead.
+    """
+    recorded = output.get(IDENTITY) if isinstance(output, dict) else None
+    if recorded is None or recorded == expected:
+        return
+    raise ReplayMismatchError(
+        f"The recorded run {workflow_id or ''!r} is a {recorded['kind']} run of {recorded['name']!r}"
+        f"{' with other inputs' if recorded['name'] == expected['name'] else ''}, but this call starts "
+        f"{expected['kind']} {expected['name']!r} under its id. The workflow that starts them did so "
+        "in another order than when the run was recorded (concurrent threads, or code that changed): "
+        "start concurrent runs under ids of their own (SetWorkflowID), or make the order deterministic."
+    )

@@ -14,18 +14,21 @@ from crewai.agents.agent_builder.base_agent import PlatformAppOrAction
 from crewai.llms.base_llm import BaseLLM
 from crewai.mcp.config import MCPServerConfig
 from crewai.tools.base_tool import BaseTool
+from crewai.utilities.agent_utils import is_inside_event_loop
 from crewai.utilities.converter import Converter
 from crewai.utilities.llm_utils import create_llm
 from dbos import DBOS, SetWorkflowID
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
-from crew_durable import _registry
+from crew_durable import _agent_kickoff, _registry
 from crew_durable._converter import DurableConverter
-from crew_durable._dbos_internals import consumed_workflow_id
-from crew_durable._errors import CrewDurableError
+from crew_durable._dbos_internals import consumed_workflow_id, dbos_launched
+from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._executor import DurableAgentExecutor, cancelled_on_timeout
 from crew_durable._llm import DBOSLLM, fresh, in_workflow
+from crew_durable._protocol import ATTR_TASK
+from crew_durable._runs import check_identity, starting
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import ToolSteps, make_tools_durable
 
@@ -169,6 +172,62 @@ class DBOSAgent(Agent):
     ) -> Any:
         with _one_task(self):
             return await super().aexecute_task(task, context, tools)
+
+    def kickoff(
+        self,
+        messages: str | list[Any],
+        response_format: type[Any] | None = None,
+        input_files: dict[str, Any] | None = None,
+        from_checkpoint: Any = None,
+    ) -> Any:
+        """crewAI's ``Agent.kickoff``, as one DBOS workflow (named by an enclosing ``SetWorkflowID``).
+
+        A second call under the same id returns the recorded output and
+        requests nothing; a kickoff killed mid-run is recovered by the next
+        ``DBOS.launch()``. Inside another durable run, or with
+        ``input_files`` / ``from_checkpoint``, crewAI's own kickoff runs:
+        its completions are steps of the enclosing run, if any.
+        """
+        if in_workflow() or input_files or from_checkpoint is not None or not dbos_launched():
+            return super().kickoff(messages, response_format, input_files, from_checkpoint)
+        if is_inside_event_loop():
+            return self.kickoff_async(messages, response_format)
+        spec = _agent_kickoff.describe(self.agent_name, messages, response_format)
+        try:
+            with starting("agent", self.agent_name, **{ATTR_TASK: {"name": "kickoff"}}) as start:
+                record = _agent_kickoff.agent_kickoff(spec, {"stream": start.stream})
+        except Exception as error:
+            raise from_workflow_error(error) from None
+        check_identity(record, _agent_kickoff.expected_identity(spec), start.workflow_id)
+        return _agent_kickoff.output_from(record)
+
+    async def kickoff_async(
+        self,
+        messages: str | list[Any],
+        response_format: type[Any] | None = None,
+        input_files: dict[str, Any] | None = None,
+        from_checkpoint: Any = None,
+    ) -> Any:
+        """``kickoff`` from async code, natively async, as one DBOS workflow."""
+        if in_workflow() or input_files or from_checkpoint is not None or not dbos_launched():
+            return await super().kickoff_async(messages, response_format, input_files, from_checkpoint)
+        spec = _agent_kickoff.describe(self.agent_name, messages, response_format)
+        try:
+            with starting("agent", self.agent_name, **{ATTR_TASK: {"name": "kickoff"}}) as start:
+                record = await _agent_kickoff.agent_kickoff_async(spec, {"stream": start.stream})
+        except Exception as error:
+            raise from_workflow_error(error) from None
+        check_identity(record, _agent_kickoff.expected_identity(spec), start.workflow_id)
+        return _agent_kickoff.output_from(record)
+
+    async def akickoff(
+        self,
+        messages: str | list[Any],
+        response_format: type[Any] | None = None,
+        input_files: dict[str, Any] | None = None,
+        from_checkpoint: Any = None,
+    ) -> Any:
+        return await self.kickoff_async(messages, response_format, input_files, from_checkpoint)
 
     def _execute_with_timeout(self, task_prompt: str, task: Task, timeout: int) -> Any:
         with cancelled_on_timeout(timeout):

@@ -19,7 +19,13 @@ from dbos import DBOS, SetEnqueueOptions, SetWorkflowTimeout, WorkflowHandle, Wo
 
 from crew_durable import _operations, _registry, _usage
 from crew_durable._crew_build import durable_crew, durable_planning_llm
-from crew_durable._crew_run import crew_kickoff, crew_kickoff_for_each, hand_over_provider
+from crew_durable._crew_run import (
+    crew_kickoff,
+    crew_kickoff_async,
+    crew_kickoff_for_each,
+    crew_kickoff_for_each_async,
+    hand_over_provider,
+)
 from crew_durable._crewai_internals import contextual_human_input_provider, set_streaming_result
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._outputs import crew_output_from_json
@@ -74,11 +80,21 @@ class DBOSCrew:
             )
             return output
 
-    async def kickoff_async(self, inputs: dict[str, Any] | None = None) -> CrewOutput:
+    async def kickoff_async(self, inputs: dict[str, Any] | None = None) -> Any:
         """``kickoff`` from async code; like crewAI's, it runs the crew in a worker thread."""
         return await asyncio.to_thread(self.kickoff, inputs)
 
-    akickoff = kickoff_async
+    async def akickoff(self, inputs: dict[str, Any] | None = None) -> Any:
+        """crewAI's native async kickoff (``Crew.akickoff``), as a workflow; no thread of its own."""
+        checked = self._checked(inputs)
+        if self.streams:
+            return self._streaming(checked)
+        with self._starting() as start:
+            try:
+                recorded = await crew_kickoff_async(self.crew_name, checked, {"stream": start.stream})
+            except Exception as error:
+                raise from_workflow_error(error) from None
+        return self._adopt(lambda: recorded, identity("crew", self.crew_name, checked), start.workflow_id)
 
     def kickoff_for_each(self, inputs: list[dict[str, Any]]) -> list[CrewOutput]:
         """One workflow whose children are the kickoffs, one per input, in order."""
@@ -87,6 +103,20 @@ class DBOSCrew:
             outputs = self._adopt_many(lambda: crew_kickoff_for_each(self.crew_name, checked))
         self.usage_metrics = _usage.as_metrics(_sum(o.token_usage.model_dump() for o in outputs))
         return outputs
+
+    async def akickoff_for_each(self, inputs: list[dict[str, Any]]) -> list[CrewOutput]:
+        """One workflow whose children are native async kickoffs, one per input, run concurrently."""
+        checked = [self._checked(each) for each in inputs]
+        with starting("crew", self.crew_name, **{ATTR_TASKS: len(self.crew.tasks) * len(checked)}):
+            try:
+                recorded = await crew_kickoff_for_each_async(self.crew_name, checked)
+            except Exception as error:
+                raise from_workflow_error(error) from None
+        outputs = self._adopt_many(lambda: recorded)
+        self.usage_metrics = _usage.as_metrics(_sum(o.token_usage.model_dump() for o in outputs))
+        return outputs
+
+    kickoff_for_each_async = akickoff_for_each
 
     def start(self, inputs: dict[str, Any] | None = None) -> CrewRunHandle:
         """Start the kickoff in the background; the handle's result is the ``CrewOutput``."""

@@ -14,6 +14,7 @@ of a larger run, whether its task total still has to be recorded).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -29,7 +30,9 @@ from crew_durable._outputs import crew_output_to_json
 from crew_durable._protocol import ATTR_TASKS, KICKOFF_WORKFLOW
 from crew_durable._runs import IDENTITY, identity, starting
 
+KICKOFF_ASYNC = "crew_durable.crew_kickoff_async"
 KICKOFF_FOR_EACH = "crew_durable.crew_kickoff_for_each"
+KICKOFF_FOR_EACH_ASYNC = "crew_durable.crew_kickoff_for_each_async"
 
 _handed_over: dict[str, HumanInputProvider] = {}
 """Human-input providers of callers that started a run on a DBOS thread, by workflow id."""
@@ -67,6 +70,54 @@ def crew_kickoff(crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | N
         if is_root:
             _stream.emit("run_finished", text=output.raw, data={"status": "SUCCESS", "usage": usage.total})
     return {**crew_output_to_json(output), IDENTITY: identity("crew", crew_name, inputs)}
+
+
+@DBOS.workflow(name=KICKOFF_ASYNC, serialization_type=WorkflowSerializationFormat.PORTABLE)
+async def crew_kickoff_async(
+    crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One natively async kickoff (crewAI's ``Crew.akickoff``) of a named crew."""
+    run = run or {}
+    crew = _copy_for_run(_registry.crew(crew_name))
+    stream = _stream.stream_for(run.get("stream"), None, None)
+    is_root = stream.run_id == stream.workflow_id
+    with (
+        _stream.writing_to(stream),
+        _provider_handed_over(),
+        _running(crew_name),
+        _usage.collecting_run_usage() as usage,
+    ):
+        if is_root:
+            _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": len(crew.tasks)})
+        with _reporting_failure(is_root):
+            output = await crew.akickoff(inputs=inputs)
+        assert isinstance(output, CrewOutput)
+        output.token_usage = _usage.as_metrics(usage.total)
+        if is_root:
+            _stream.emit("run_finished", text=output.raw, data={"status": "SUCCESS", "usage": usage.total})
+    return {**crew_output_to_json(output), IDENTITY: identity("crew", crew_name, inputs)}
+
+
+@DBOS.workflow(name=KICKOFF_FOR_EACH_ASYNC, serialization_type=WorkflowSerializationFormat.PORTABLE)
+async def crew_kickoff_for_each_async(crew_name: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One workflow whose children are a crew's native async kickoffs, one per input, run concurrently.
+
+    Each child's id is taken, in input order, before the first ``await`` of
+    its kickoff, so a replay gives each input its own recorded kickoff.
+    """
+    stream = _stream.stream_for(None, None, None)
+    tasks = len(_registry.crew(crew_name).crew.tasks)
+
+    async def one(each: dict[str, Any]) -> dict[str, Any]:
+        with starting("crew", crew_name, **{ATTR_TASKS: tasks}) as start:
+            return await crew_kickoff_async(crew_name, each, {"stream": start.stream})
+
+    with _stream.writing_to(stream):
+        _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": tasks * len(inputs)})
+        with _reporting_failure(True):
+            outputs = await asyncio.gather(*(one(each) for each in inputs))
+        _stream.emit("run_finished", data={"status": "SUCCESS"})
+    return list(outputs)
 
 
 @DBOS.workflow(name=KICKOFF_FOR_EACH, serialization_type=WorkflowSerializationFormat.PORTABLE)

@@ -19,7 +19,7 @@ from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat, Workfl
 from sqlalchemy.exc import OperationalError
 from typing_extensions import Self
 
-from crew_durable import _operations
+from crew_durable import _inspect, _operations
 from crew_durable._dbos_internals import message_sent_with_key, migration_versions
 from crew_durable._errors import (
     AnswerRefusedError,
@@ -27,7 +27,7 @@ from crew_durable._errors import (
     UnknownRunError,
     from_workflow_error,
 )
-from crew_durable._outputs import crew_output_from_json
+from crew_durable._inspect import RunSummary, RunTree
 from crew_durable._protocol import (
     ATTR_FORMAT,
     ATTR_KIND,
@@ -278,6 +278,31 @@ class CrewClient:
         )
         return RunHandle(self, fork_id)
 
+    # -- inspecting -----------------------------------------------------------
+
+    def runs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 50,
+    ) -> list[RunSummary]:
+        """Runs, newest first: status, tasks done/total, LLM calls, tokens, duration.
+
+        ``since`` and ``until`` are Unix times the runs started after or before.
+        """
+        return _inspect.runs(self._dbos, status=status, name=name, since=since, until=until, limit=limit)
+
+    def show(self, run_id: str) -> RunTree:
+        """A run's tree: its tasks, their completions, tool calls, questions and child runs."""
+        self._run_status(run_id)
+        found = _inspect.tree(self._dbos, run_id)
+        if found is None:
+            raise UnknownRunError(f"No run has the id {run_id!r} in {_safe(self.url)}.")
+        return found
+
     def status(self, run_id: str) -> WorkflowStatus:
         """DBOS's status record of a run (``.status`` is PENDING, SUCCESS, ERROR, CANCELLED...)."""
         return self._run_status(run_id)
@@ -341,6 +366,8 @@ def _decided(decision: dict[str, Any] | None) -> str:
 def _output_of(status: WorkflowStatus, output: Any) -> Any:
     kind = (status.attributes or {}).get(ATTR_KIND)
     if kind == "crew" and isinstance(output, dict):
+        from crew_durable._outputs import crew_output_from_json  # crewAI: only for processes that ask
+
         return crew_output_from_json(output)
     if kind == "agent" and isinstance(output, dict) and "output" in output:
         return value_from_json(output["output"])

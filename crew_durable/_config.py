@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -41,6 +42,7 @@ def dbos_config(
     :func:`recover_promptly`; pass ``False`` to keep DBOS's own timings.
     """
     url = system_database_url or os.environ.get("DBOS_SYSTEM_DATABASE_URL") or f"sqlite:///{name}.sqlite"
+    register_workflows()
     settings.setdefault("application_version", APPLICATION_VERSION)
     config: dict[str, Any] = {"name": name, "system_database_url": url, **settings}
     if prompt_recovery:
@@ -64,3 +66,15 @@ def recover_promptly() -> None:
     """
     start_recovery_promptly()
     wait_for_existing_runs_promptly()
+
+
+def register_workflows() -> None:
+    """Register crew_durable's workflows with DBOS, so a launch can recover their runs.
+
+    Defining an agent or a crew registers them too; a process that
+    configures DBOS through crew_durable gets them even before it does
+    (it then says which agent or crew a recovered run lacks, instead of
+    DBOS saying that a workflow function is unknown).
+    """
+    importlib.import_module("crew_durable._crew")
+    importlib.import_module("crew_durable._agent")

@@ -78,7 +78,8 @@ def test_three_workers_run_sixty_runs_once_each_across_a_worker_kill(
     orders_in_flight = {f"o{runs.index(run_id)}" for run_id in in_flight}
     assert set(repeated) <= orders_in_flight  # only a ship step in flight at the kill ran again
     spread = Counter(s.executor_id for s in statuses)
-    assert len(spread) == 3, spread  # every worker did some of the work
+    assert in_flight and all(spread[worker.executor_id] for worker in (workers[0], workers[2])), spread
+    # (the killed worker's runs were re-enqueued when it came back, and resumed by whichever worker was free)
     assert exits == [0, 0, 0]  # SIGTERM: a clean shutdown
     extra = sum(repeated.values()) - len(repeated)
     print(

@@ -15,8 +15,10 @@ approval as denied.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +45,8 @@ from crew_durable._protocol import (
 )
 from crew_durable._step_config import StepConfig
 
-FOREVER_SECONDS = 10 * 365 * 24 * 3600.0
-"""How long a wait without a timeout lasts: DBOS's ``recv`` needs a number."""
+WAIT_SLICE_SECONDS = 600.0
+"""The longest single ``recv`` of a wait (see :func:`_waits`)."""
 
 
 # -- asking -------------------------------------------------------------------
@@ -96,7 +98,11 @@ def ask(
     request = DBOS.run_step(options, _open_request, kind, agent, task, message, tool, arguments, timeout)
     request_id = request["request_id"]
     _stream.emit("input_requested", text=message, data=request, agent=agent, task=task)
-    decision = DBOS.recv(request_id, _wait_seconds(timeout))
+    decision = None
+    for seconds in _waits(timeout):
+        decision = DBOS.recv(request_id, seconds)
+        if decision is not None:
+            break
     if decision is None:
         # Claim the decision for the timeout. A person's answer that got in first
         # holds the key already, and then it is the one read back.
@@ -124,7 +130,11 @@ async def ask_async(
     )
     request_id = request["request_id"]
     _stream.emit("input_requested", text=message, data=request, agent=agent, task=task)
-    decision = await DBOS.recv_async(request_id, _wait_seconds(timeout))
+    decision = None
+    for seconds in _waits(timeout):
+        decision = await DBOS.recv_async(request_id, seconds)
+        if decision is not None:
+            break
     if decision is None:
         await DBOS.send_async(workflow_id, _timed_out(), request_id, idempotency_key=request_id)
         decision = await DBOS.recv_async(request_id, 0)
@@ -142,8 +152,26 @@ def _workflow_code() -> str:
     return workflow_id
 
 
-def _wait_seconds(timeout: float | None) -> float:
-    return timeout if timeout is not None else FOREVER_SECONDS
+def _waits(timeout: float | None) -> Iterator[float]:
+    """The waits, one ``recv`` each, that make up a wait of ``timeout`` seconds (forever: ``None``).
+
+    A single ``recv`` of days would hold its thread for days after the run is
+    cancelled (DBOS does not wake a waiting ``recv``): in slices of at most
+    :data:`WAIT_SLICE_SECONDS`, a cancelled run lets its thread go at the end
+    of the slice, when its next operation finds it cancelled. The slices
+    depend only on ``timeout``, so a replay takes the same ones.
+    """
+    if timeout is not None and timeout <= WAIT_SLICE_SECONDS:
+        yield timeout
+        return
+    slices = None if timeout is None else max(1, math.ceil(timeout / WAIT_SLICE_SECONDS))
+    count = 0
+    while slices is None or count < slices:
+        count += 1
+        if slices is not None and count == slices:
+            yield timeout - (slices - 1) * WAIT_SLICE_SECONDS  # type: ignore[operator]
+        else:
+            yield WAIT_SLICE_SECONDS
 
 
 def _timed_out() -> dict[str, Any]:

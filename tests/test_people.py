@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from dbos import SetWorkflowID
 
-from crew_durable import AnswerRefusedError, CrewClient, DatabaseNotReadyError, InputRequest
+from crew_durable import AnswerRefusedError, CrewClient, DatabaseNotReadyError, InputRequest, _human_input
 from tests.support import ledger
 from tests.support.apps import checkout, reviewer
 from tests.support.cassettes import played, replay
@@ -272,3 +272,23 @@ def test_the_process_wide_provider_answers_a_recovered_run(system_database: Data
     report = harness.run("recover", "hotline", "process", workflow_id)  # on a DBOS thread, no terminal
     assert report["result"] == "Hello, you are through to the hotline."
     assert [e["provider"] for e in ledger.entries(harness.ledger)] == ["process"]
+
+
+def test_a_cancelled_waiting_run_lets_its_thread_go_and_resumes_still_waiting(
+    launched: Database, side_effects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_human_input, "WAIT_SLICE_SECONDS", 0.5)  # (10 minutes outside tests)
+    with replay("checkout.ada"), CrewClient(launched.url) as client:
+        handle = checkout.checkout.start(inputs=checkout.ADA)
+        run_id = handle.get_workflow_id()
+        approval = wait_for_request(client, run_id)
+        client.cancel(run_id)
+        with pytest.raises(Exception, match="cancelled"):
+            handle.get_result(polling_interval_sec=0.05)  # the waiting thread ended
+        assert client.status(run_id).status == "CANCELLED"
+
+        client.resume(run_id)
+        assert wait_for_request(client, run_id).request_id == approval.request_id  # the same question
+        with answering(launched.url, checkout.answer, run_id):
+            assert client.result(run_id).raw == ADA_NOTE
+    assert ledger.count(side_effects, "charge") == 1

@@ -141,14 +141,26 @@ def summary(client: DBOSClient, status: WorkflowStatus) -> RunSummary:
     children = client.list_workflows(
         parent_workflow_id=status.workflow_id, load_input=False, load_output=True
     )
-    tasks = [c for c in children if c.name in TASK_RUN_WORKFLOWS]
+    # A fork's first tasks are the original's, replayed: count the task runs its steps started.
+    started = {
+        step["child_workflow_id"]
+        for step in client.list_workflow_steps(status.workflow_id)
+        if step["child_workflow_id"] and step["function_name"] in TASK_RUN_WORKFLOWS
+    }
+    finished = (
+        client.list_workflows(
+            workflow_ids=sorted(started), status="SUCCESS", load_input=False, load_output=False
+        )
+        if started
+        else []
+    )
     usage = _tree_usage(client, status, children)
     return RunSummary(
         run_id=status.workflow_id,
         kind=str(attributes.get(ATTR_KIND, "?")),
         name=str(attributes.get(ATTR_NAME, status.name)),
         status=status.status,
-        tasks_done=sum(1 for t in tasks if t.status == "SUCCESS"),
+        tasks_done=len(finished),
         tasks_total=attributes.get(ATTR_TASKS),
         llm_calls=usage["successful_requests"],
         tokens=usage["total_tokens"],

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from crew_durable._client import CrewClient
@@ -68,7 +69,7 @@ def _print_json(value: Any) -> None:
 
 
 def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def _since(text: str | None) -> float | None:
@@ -122,9 +123,9 @@ def runs(
         total = "?" if run.tasks_total is None else str(run.tasks_total)
         status_text = f"{run.status} (waiting)" if run.waiting else run.status
         if run.forked_from:
-            status_text += f", fork of {run.forked_from}"
+            status_text += " (fork)"  # of which run: show, or --json
         table.add_row(
-            run.run_id,
+            Text(run.run_id, overflow="fold"),
             run.kind,
             run.name,
             status_text,
@@ -212,12 +213,13 @@ def inbox(
         _print_json([request.to_json() for request in requests])
         return
     table = Table(title=f"{len(requests)} open requests", title_justify="left")
-    table.add_column("request", overflow="fold")
+    widest = max((len(request.request_id) for request in requests), default=7)
+    table.add_column("request", overflow="fold", min_width=widest)
     for column in ("kind", "agent", "task", "asks", "asked"):
         table.add_column(column)
     for request in requests:
         table.add_row(
-            request.request_id,
+            Text(request.request_id, overflow="fold"),
             request.kind,
             request.agent,
             request.task or "",

@@ -254,14 +254,14 @@ def test_a_wait_that_times_out_denies_the_call_and_accepts_the_note(
             client.approve(requests[0])  # a late answer
 
 
-@pytest.mark.parametrize("scenario", ["inline", "started"])
-def test_a_provider_set_with_crewais_set_provider_answers_inline_and_started_runs(
+@pytest.mark.parametrize("scenario", ["inline", "started", "enqueued"])
+def test_a_provider_set_with_crewais_set_provider_answers_inline_started_and_enqueued_runs(
     system_database: Database, tmp_path: Path, scenario: str
 ) -> None:
     harness = Harness(system_database, tmp_path)  # no terminal: stdin is /dev/null
     report = harness.run("run", "hotline", scenario, f"hotline-{uuid.uuid4()}")
     assert report["result"] == "Hello, you are through to the hotline."
-    expected = "inline" if scenario == "inline" else "start"
+    expected = {"inline": "inline", "started": "start", "enqueued": "enqueue"}[scenario]
     assert [e["provider"] for e in ledger.entries(harness.ledger)] == [expected]
 
 

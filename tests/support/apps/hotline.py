@@ -15,6 +15,7 @@ from typing import Any
 from crewai import Agent, Crew, Task
 from crewai.agents.parser import AgentFinish
 from crewai.core.providers.human_input import ExecutorContext, SyncHumanInputProvider, set_provider
+from dbos import DBOS
 
 from crew_durable import DBOSCrew, set_human_input_provider
 from tests.support import ledger
@@ -62,11 +63,17 @@ def started() -> str:
     return hotline.start().get_result(polling_interval_sec=0.05).raw
 
 
+def enqueued() -> str:
+    set_provider(LedgerProvider("enqueue"))
+    DBOS.register_queue("hotline", worker_concurrency=1, polling_interval_sec=0.1)
+    return hotline.enqueue(queue_name="hotline").get_result(polling_interval_sec=0.05).raw
+
+
 def process() -> str:
     return hotline.kickoff().raw
 
 
-SCENARIOS = {"inline": inline, "started": started, "process": process}
+SCENARIOS = {"inline": inline, "started": started, "enqueued": enqueued, "process": process}
 
 
 def brain(body: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def _out() -> Console:
 
 
 def _err() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # a message is one line, whatever the width
 
 
 Db = Annotated[

@@ -28,8 +28,12 @@ def model(fixed_ports: None) -> Iterator[FakeOpenAI]:
         yield server
 
 
-def _worker(database: Database, directory: Path, name: str, **settings: object) -> Worker:
+def _worker(
+    database: Database, directory: Path, name: str, version_2: bool = False, **settings: object
+) -> Worker:
     env = {ledger.ENV: str(directory / "ledger.jsonl"), "CREWAI_STORAGE_DIR": str(directory / "crewai")}
+    if version_2:
+        env["FLEET_VERSION_2"] = "1"
     return Worker(
         "tests.support.apps.fleet", "fleet", database.url, directory / f"{name}.log", env, **settings
     )  # type: ignore[arg-type]
@@ -62,8 +66,12 @@ def test_three_workers_run_sixty_runs_once_each_across_a_worker_kill(
                     status="PENDING", executor_id=victim.executor_id, workflow_ids=runs
                 )
             }
-            restarted = _worker(system_database, tmp_path, "worker1-again").start()
+            # It comes back with new code (a deploy): the runs it left pending still finish.
+            restarted = _worker(system_database, tmp_path, "worker1-again", version_2=True).start()
             assert restarted.wait_until_serving() == victim.executor_id  # its slot: it resumes its runs
+            twin = _worker(system_database, tmp_path, "twin", executor_id=workers[0].executor_id).start()
+            assert twin.process is not None and twin.process.wait(60) == 1  # an id a live worker holds
+            assert "is held by a live worker" in twin.log.read_text()
             outputs = [client.result(run_id).raw for run_id in runs]
             statuses = dbos.list_workflows(workflow_ids=runs, load_input=False, load_output=False)
         finally:
@@ -71,6 +79,12 @@ def test_three_workers_run_sixty_runs_once_each_across_a_worker_kill(
             exits = [worker.stop() for worker in (workers[0], workers[2], restarted)]
 
     assert outputs == [f"Shipped o{n}: track-o{n}" for n in range(RUNS)]  # each its own output
+    # (the deploy rule: dbos_config pins the application version to the record format, so the
+    # new code's DBOS, whose own version would hash the new workflow's source, resumes them)
+    assert (
+        "crew-durable worker" in restarted.log.read_text()
+        and "(version crew-durable-r2)" in restarted.log.read_text()
+    )
     assert len(statuses) == RUNS and {s.status for s in statuses} == {"SUCCESS"}  # one run per id
     shipped = Counter(entry["order"] for entry in ledger.entries(tmp_path / "ledger.jsonl"))
     assert set(shipped) == {f"o{n}" for n in range(RUNS)}

@@ -7,6 +7,7 @@ model takes a moment to answer, as models do, so runs overlap.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -28,7 +29,18 @@ def ship(order: str) -> str:
     return f"track-{order}"
 
 
-shipper = Agent(role="Shipper", goal="Ship orders", backstory="Quick.", tools=[ship], llm=fake_llm())
+VERSION_2 = bool(os.environ.get("FLEET_VERSION_2"))
+"""A deploy of new code: another backstory, and a workflow of the application's own (new source)."""
+
+if VERSION_2:
+
+    @DBOS.workflow(name="fleet.audit")
+    def audit(order: str) -> str:
+        return f"audited {order}"
+
+
+backstory = "Quick, and audited." if VERSION_2 else "Quick."
+shipper = Agent(role="Shipper", goal="Ship orders", backstory=backstory, tools=[ship], llm=fake_llm())
 fleet = DBOSCrew(
     crew_name="fleet",
     orig_crew=Crew(

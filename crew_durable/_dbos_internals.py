@@ -32,6 +32,7 @@ from dbos._context import (
     get_workflow_start_options,
     snapshot_step_context,
 )
+from dbos._error import DBOSMaxStepRetriesExceeded
 from dbos._migration import get_migration_versions, get_sqlite_migration_versions
 from dbos._serialization import deserialize_value, serialize_value
 from dbos._sys_db import SystemDatabase, _dbos_streams_channel
@@ -198,6 +199,8 @@ def running_in(scoped: DBOSContext | None) -> Iterator[None]:
 
 
 # -- a run's events, written to its root run's stream -------------------------
+
+__all__ = ["DBOSContext", "DBOSMaxStepRetriesExceeded"]  # DBOS names with no public home yet
 
 STREAM_EVENT_STEP = "crew_durable.stream_event"
 """The name under which a workflow records that it wrote one event to its run's stream."""

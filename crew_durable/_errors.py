@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from dbos import PortableWorkflowError
-from dbos._error import DBOSMaxStepRetriesExceeded
+
+from crew_durable._dbos_internals import DBOSMaxStepRetriesExceeded
 
 
 class CrewDurableError(Exception):

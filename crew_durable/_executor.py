@@ -38,11 +38,16 @@ from crewai.utilities.prompts import StandardPromptResult, SystemPromptResult
 from crewai.utilities.step_execution_context import StepExecutionContext
 from crewai.utilities.token_counter_callback import TokenCalcHandler
 from dbos import DBOS, WorkflowSerializationFormat
-from dbos._context import DBOSContext
 from pydantic import PrivateAttr
 
 from crew_durable import _registry, _stream, _tool_events, _tool_sources, _usage
-from crew_durable._dbos_internals import dbos_launched, reserve_step_ranges, running_in, switch_to
+from crew_durable._dbos_internals import (
+    DBOSContext,
+    dbos_launched,
+    reserve_step_ranges,
+    running_in,
+    switch_to,
+)
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._human_input import provider_for_run
 from crew_durable._llm import fresh, in_workflow, reset

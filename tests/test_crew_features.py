@@ -3,6 +3,7 @@ conditional tasks and callbacks, uninterrupted and after a kill."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,10 @@ def test_a_killed_crew_with_async_tasks_resumes(
     assert result["raw"] == "Clean power keeps getting cheaper"
     assert result["token_usage"]["successful_requests"] == 7
     assert harness.requests() <= 7 + 2  # at most the requests in flight at the kill, again
-    assert ledger.count(harness.ledger, "search") == 2
+    searches = ledger.count(harness.ledger, "search")
+    recorded = json.dumps(report["tree"]).count('"search"')
+    assert recorded == 2  # each research task's search is one step
+    assert 2 <= searches <= 3  # a search in flight in the other thread at the kill runs again (at least once)
     # Plain callbacks fire again, in the recovering process, for tasks that had finished;
     # a callback that is a DBOS step is recorded once.
     callbacks = [e["task"] for e in ledger.entries(harness.ledger) if e["tool"] == "task_callback"]

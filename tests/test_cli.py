@@ -67,7 +67,7 @@ def test_runs_show_inbox_and_answers_from_the_command_line(
             assert client.result(fork_id).raw == output.raw
         monkeypatch.setattr(trio, "DELAY", 0.3)
         with SetWorkflowID(cancelled):
-            handle = trio.trio.start()
+            trio.trio.start()
         time.sleep(1.0)
         cli("cancel", cancelled, *db)
         monkeypatch.setattr(trio, "DELAY", 0.0)
@@ -118,7 +118,6 @@ def test_runs_show_inbox_and_answers_from_the_command_line(
         json.loads(line) for line in cli("stream", waiting.get_workflow_id(), "--json", *db).splitlines()
     ]
     assert events[0]["kind"] == "run_started" and events[-1]["kind"] == "run_finished"
-    del handle
 
 
 def test_the_console_script_answers_and_says_what_is_wrong(launched: Database) -> None:

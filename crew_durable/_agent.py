@@ -24,11 +24,9 @@ from typing_extensions import Self
 from crew_durable import _agent_kickoff, _registry
 from crew_durable._converter import DurableConverter
 from crew_durable._dbos_internals import consumed_workflow_id, dbos_launched
-from crew_durable._errors import CrewDurableError, from_workflow_error
+from crew_durable._errors import CrewDurableError
 from crew_durable._executor import DurableAgentExecutor, cancelled_on_timeout
 from crew_durable._llm import DBOSLLM, fresh, in_workflow
-from crew_durable._protocol import ATTR_TASK
-from crew_durable._runs import check_identity, starting
 from crew_durable._step_config import StepConfig
 from crew_durable._tool_steps import ToolSteps, make_tools_durable
 
@@ -188,18 +186,13 @@ class DBOSAgent(Agent):
         ``input_files`` / ``from_checkpoint``, crewAI's own kickoff runs:
         its completions are steps of the enclosing run, if any.
         """
-        if in_workflow() or input_files or from_checkpoint is not None or not dbos_launched():
+        if not _kickoff_as_workflow(input_files, from_checkpoint):
             return super().kickoff(messages, response_format, input_files, from_checkpoint)
         if is_inside_event_loop():
             return self.kickoff_async(messages, response_format)
-        spec = _agent_kickoff.describe(self.agent_name, messages, response_format)
-        try:
-            with starting("agent", self.agent_name, **{ATTR_TASK: {"name": "kickoff"}}) as start:
-                record = _agent_kickoff.agent_kickoff(spec, {"stream": start.stream})
-        except Exception as error:
-            raise from_workflow_error(error) from None
-        check_identity(record, _agent_kickoff.expected_identity(spec), start.workflow_id)
-        return _agent_kickoff.output_from(record)
+        with _agent_kickoff.launching(self.agent_name, messages, response_format) as launch:
+            launch.record = _agent_kickoff.agent_kickoff(launch.spec, launch.run)
+        return launch.output()
 
     async def kickoff_async(
         self,
@@ -209,16 +202,11 @@ class DBOSAgent(Agent):
         from_checkpoint: Any = None,
     ) -> Any:
         """``kickoff`` from async code, natively async, as one DBOS workflow."""
-        if in_workflow() or input_files or from_checkpoint is not None or not dbos_launched():
+        if not _kickoff_as_workflow(input_files, from_checkpoint):
             return await super().kickoff_async(messages, response_format, input_files, from_checkpoint)
-        spec = _agent_kickoff.describe(self.agent_name, messages, response_format)
-        try:
-            with starting("agent", self.agent_name, **{ATTR_TASK: {"name": "kickoff"}}) as start:
-                record = await _agent_kickoff.agent_kickoff_async(spec, {"stream": start.stream})
-        except Exception as error:
-            raise from_workflow_error(error) from None
-        check_identity(record, _agent_kickoff.expected_identity(spec), start.workflow_id)
-        return _agent_kickoff.output_from(record)
+        with _agent_kickoff.launching(self.agent_name, messages, response_format) as launch:
+            launch.record = await _agent_kickoff.agent_kickoff_async(launch.spec, launch.run)
+        return launch.output()
 
     async def akickoff(
         self,
@@ -343,6 +331,11 @@ def _retry_workflow_id() -> Iterator[None]:
     retry_id = f"{base}-retry-{int(number) + 1}" if base and number.isdigit() else f"{previous}-retry-1"
     with SetWorkflowID(retry_id):
         yield
+
+
+def _kickoff_as_workflow(input_files: Any, from_checkpoint: Any) -> bool:
+    """Whether a kickoff is a workflow of its own (not inside a run; nothing crewAI restores)."""
+    return not (in_workflow() or input_files or from_checkpoint is not None or not dbos_launched())
 
 
 def _refuse_unknown(fields: dict[str, Any]) -> None:

@@ -11,13 +11,17 @@ agent by name and runs crewAI's kickoff again, its finished steps replayed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from crewai.lite_agent_output import LiteAgentOutput
 from dbos import DBOS, WorkflowSerializationFormat
 
 from crew_durable import _registry, _stream
-from crew_durable._runs import IDENTITY, identity
+from crew_durable._errors import from_workflow_error
+from crew_durable._protocol import ATTR_TASK
+from crew_durable._runs import IDENTITY, check_identity, identity, starting
 from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
 
 KICKOFF = "crew_durable.agent_kickoff"
@@ -38,6 +42,30 @@ def describe(agent_name: str, messages: Any, response_format: type[Any] | None) 
 
 def expected_identity(spec: dict[str, Any]) -> dict[str, str]:
     return identity("agent", spec["agent"], spec["messages"])
+
+
+class Launch:
+    """A kickoff being started: its inputs, where its events go, then what it recorded."""
+
+    def __init__(self, spec: dict[str, Any], run: dict[str, Any]) -> None:
+        self.spec, self.run = spec, run
+        self.record: dict[str, Any] = {}
+
+    def output(self) -> LiteAgentOutput:
+        return output_from(self.record)
+
+
+@contextmanager
+def launching(agent_name: str, messages: Any, response_format: type[Any] | None) -> Iterator[Launch]:
+    """Start a kickoff workflow in this block; afterwards, check that its record is this kickoff's."""
+    spec = describe(agent_name, messages, response_format)
+    try:
+        with starting("agent", agent_name, **{ATTR_TASK: {"name": "kickoff"}}) as start:
+            launch = Launch(spec, {"stream": start.stream})
+            yield launch
+    except Exception as error:
+        raise from_workflow_error(error) from None
+    check_identity(launch.record, expected_identity(spec), start.workflow_id)
 
 
 @DBOS.workflow(name=KICKOFF, serialization_type=WorkflowSerializationFormat.PORTABLE)

@@ -47,29 +47,9 @@ def hand_over_provider(workflow_id: str, provider: HumanInputProvider | None) ->
 @DBOS.workflow(name=KICKOFF_WORKFLOW, serialization_type=WorkflowSerializationFormat.PORTABLE)
 def crew_kickoff(crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
     """One kickoff of a named crew, on a copy of the crew made for this run."""
-    run = run or {}
-    durable = _registry.crew(crew_name)
-    crew = _copy_for_run(durable)
-    _order_async_tasks(crew)
-    stream = _stream.stream_for(run.get("stream"), None, None)
-    is_root = stream.run_id == stream.workflow_id
-    with (
-        _stream.writing_to(stream),
-        _provider_handed_over(),
-        _running(crew_name),
-        _usage.collecting_run_usage() as usage,
-    ):
-        if run.get("record_tasks"):  # enqueued by a process without the crew code
-            DBOS.update_workflow_attributes(stream.workflow_id, {ATTR_TASKS: len(crew.tasks)}, merge=True)
-        if is_root:
-            _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": len(crew.tasks)})
-        with _reporting_failure(is_root):
-            output = crew.kickoff(inputs=inputs)
-        assert isinstance(output, CrewOutput)
-        output.token_usage = _usage.as_metrics(usage.total)
-        if is_root:
-            _stream.emit("run_finished", text=output.raw, data={"status": "SUCCESS", "usage": usage.total})
-    return {**crew_output_to_json(output), IDENTITY: identity("crew", crew_name, inputs)}
+    with _kickoff(crew_name, inputs, run) as kickoff:
+        kickoff.output = kickoff.crew.kickoff(inputs=inputs)
+    return kickoff.record()
 
 
 @DBOS.workflow(name=KICKOFF_ASYNC, serialization_type=WorkflowSerializationFormat.PORTABLE)
@@ -77,25 +57,49 @@ async def crew_kickoff_async(
     crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """One natively async kickoff (crewAI's ``Crew.akickoff``) of a named crew."""
+    with _kickoff(crew_name, inputs, run) as kickoff:
+        kickoff.output = await kickoff.crew.akickoff(inputs=inputs)
+    return kickoff.record()
+
+
+class _Kickoff:
+    """One kickoff in progress: the crew copy it runs, and then what it returned."""
+
+    def __init__(self, crew_name: str, inputs: dict[str, Any], crew: Crew) -> None:
+        self.crew_name, self.inputs, self.crew = crew_name, inputs, crew
+        self.output: Any = None
+
+    def record(self) -> dict[str, Any]:
+        """The kickoff's output as the workflow records it, naming what ran."""
+        return {**crew_output_to_json(self.output), IDENTITY: identity("crew", self.crew_name, self.inputs)}
+
+
+@contextmanager
+def _kickoff(crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | None) -> Iterator[_Kickoff]:
+    """Everything around crewAI's kickoff inside the workflow: its events, usage, provider, failure."""
     run = run or {}
-    crew = _copy_for_run(_registry.crew(crew_name))
+    kickoff = _Kickoff(crew_name, inputs, _copy_for_run(_registry.crew(crew_name)))
+    _order_async_tasks(kickoff.crew)
     stream = _stream.stream_for(run.get("stream"), None, None)
     is_root = stream.run_id == stream.workflow_id
+    tasks = len(kickoff.crew.tasks)
     with (
         _stream.writing_to(stream),
         _provider_handed_over(),
         _running(crew_name),
         _usage.collecting_run_usage() as usage,
     ):
+        if run.get("record_tasks"):  # enqueued by a process without the crew code
+            DBOS.update_workflow_attributes(stream.workflow_id, {ATTR_TASKS: tasks}, merge=True)
         if is_root:
-            _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": len(crew.tasks)})
+            _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": tasks})
         with _reporting_failure(is_root):
-            output = await crew.akickoff(inputs=inputs)
+            yield kickoff
+        output = kickoff.output
         assert isinstance(output, CrewOutput)
         output.token_usage = _usage.as_metrics(usage.total)
         if is_root:
             _stream.emit("run_finished", text=output.raw, data={"status": "SUCCESS", "usage": usage.total})
-    return {**crew_output_to_json(output), IDENTITY: identity("crew", crew_name, inputs)}
 
 
 @DBOS.workflow(name=KICKOFF_FOR_EACH_ASYNC, serialization_type=WorkflowSerializationFormat.PORTABLE)

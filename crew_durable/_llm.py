@@ -116,9 +116,7 @@ class DBOSLLM(BaseLLM):
             record = DBOS.run_step(self._options(), self._complete, messages, kwargs)
         except Exception as error:
             raise unwrap_step_error(error) from None
-        result = self._adopt(record)
-        _announce(record, result, completion)
-        return result
+        return self._adopt(record, completion)
 
     @_mark_retry_wrapped
     async def acall(
@@ -151,9 +149,7 @@ class DBOSLLM(BaseLLM):
             record = await step
         except Exception as error:
             raise unwrap_step_error(error) from None
-        result = self._adopt(record)
-        _announce(record, result, completion, slot)
-        return result
+        return self._adopt(record, completion, slot)
 
     def _options(self) -> Any:
         """DBOS step options; without a ``should_retry`` of yours, only transient errors are retried."""
@@ -218,8 +214,8 @@ class DBOSLLM(BaseLLM):
         record = {"decision": {"type": type(decision).__name__, "message": str(decision)}}
         return dumps(record, f"The LLM step {self.step_name!r}")
 
-    def _adopt(self, text: str) -> Any:
-        """Turn a recorded completion back into what the wrapped LLM returned."""
+    def _adopt(self, text: str, completion: str | None = None, slot: _stream.Slot | None = None) -> Any:
+        """Turn a recorded completion back into what the wrapped LLM returned (and announce it)."""
         record = json.loads(text)
         if "decision" in record:
             decision = record["decision"]
@@ -227,7 +223,10 @@ class DBOSLLM(BaseLLM):
         usage = record["usage"]
         _usage.add_to_counters(self, usage)
         _usage.report_completion(self.role, usage)
-        return value_from_json(record["result"])
+        result = value_from_json(record["result"])
+        if completion is not None:
+            _announce(record, result, completion, slot)
+        return result
 
     # -- token counting -----------------------------------------------------
 
@@ -299,13 +298,8 @@ class DBOSLLM(BaseLLM):
             return value
 
 
-def _announce(
-    record_text: str, result: Any, completion: str | None, slot: _stream.Slot | None = None
-) -> None:
+def _announce(record: dict[str, Any], result: Any, completion: str, slot: _stream.Slot | None) -> None:
     """Write the finished completion to the run's stream: its text or tool calls, and its usage."""
-    if completion is None:
-        return
-    record = json.loads(record_text)
     data: dict[str, Any] = {"completion": completion, "attempt": record.get("attempt")}
     data["usage"] = record.get("usage", {})
     text: str | None

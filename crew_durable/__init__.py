@@ -1,4 +1,4 @@
-"""crew_durable: durable crewAI agents and crews on DBOS.
+"""crew_durable: durable crewAI agents, crews and flows on DBOS.
 
 Every LLM completion and every opted-in tool call of a wrapped agent is a
 DBOS step checkpointed to the system database (Postgres, or SQLite by
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         UnknownRunError,
     )
     from crew_durable._executor import DurableAgentExecutor
+    from crew_durable._flow import DBOSFlow, FlowRunHandle
     from crew_durable._human_input import set_human_input_provider
     from crew_durable._llm import DBOSLLM
     from crew_durable._protocol import InputRequest, StreamEvent, kept_tokens
@@ -43,10 +44,12 @@ _PUBLIC = {
     "CrewRunHandle": "crew_durable._crew",
     "DBOSAgent": "crew_durable._agent",
     "DBOSCrew": "crew_durable._crew",
+    "DBOSFlow": "crew_durable._flow",
     "DBOSLLM": "crew_durable._llm",
     "DBOSTool": "crew_durable._tool_steps",
     "DatabaseNotReadyError": "crew_durable._errors",
     "DurableAgentExecutor": "crew_durable._executor",
+    "FlowRunHandle": "crew_durable._flow",
     "InputRequest": "crew_durable._protocol",
     "InvalidNameError": "crew_durable._errors",
     "LateDefinitionWarning": "crew_durable._registry",
@@ -89,9 +92,11 @@ __all__ = [
     "CrewRunHandle",
     "DBOSAgent",
     "DBOSCrew",
+    "DBOSFlow",
     "DBOSTool",
     "DatabaseNotReadyError",
     "DurableAgentExecutor",
+    "FlowRunHandle",
     "InputRequest",
     "InvalidNameError",
     "LateDefinitionWarning",

@@ -369,6 +369,10 @@ def _output_of(status: WorkflowStatus, output: Any) -> Any:
         from crew_durable._outputs import crew_output_from_json  # crewAI: only for processes that ask
 
         return crew_output_from_json(output)
+    if kind == "flow" and isinstance(output, dict) and "result" in output:
+        from crew_durable._flow_codec import decode  # crewAI: only for processes that ask
+
+        return decode(output["result"])
     if kind == "agent" and isinstance(output, dict) and "output" in output:
         return value_from_json(output["output"])
     return output

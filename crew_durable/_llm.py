@@ -72,8 +72,14 @@ class DBOSLLM(BaseLLM):
     role: Role = Field(default="llm", exclude=True)
 
     @classmethod
-    def around(cls, llm: BaseLLM, step_name: str, config: StepConfig | None, role: Role = "llm") -> DBOSLLM:
-        """A wrapper of ``llm`` (or of what ``llm`` wraps) with fresh usage counters."""
+    def around(
+        cls, llm: BaseLLM, step_name: str, config: StepConfig | None = None, role: Role = "llm"
+    ) -> DBOSLLM:
+        """A wrapper of ``llm`` (or of what ``llm`` wraps) with fresh usage counters.
+
+        Each completion is a step named ``step_name``; use it for LLMs called
+        directly in workflow code, such as a durable flow's methods.
+        """
         inner = llm.wrapped if isinstance(llm, DBOSLLM) else llm
         _usage.tap(inner)
         return cls(

@@ -64,7 +64,11 @@ KICKOFF_WORKFLOW = "crew_durable.crew_kickoff"
 """The workflow of a crew kickoff, by the name a process without the crew code enqueues it."""
 TASK_RUN_WORKFLOWS = ("crew_durable.agent_run", "crew_durable.agent_run_async")
 """The workflows of agent runs (a crew's tasks), as DBOS records their names."""
-WAITING_WORKFLOWS = TASK_RUN_WORKFLOWS
+FLOW_KICKOFF_WORKFLOW = "crew_durable.flow_kickoff"
+"""The workflow of a flow kickoff (``DBOSFlow``); it waits for ``@human_feedback`` answers."""
+FLOW_METHOD_WORKFLOW = "crew_durable.flow_method"
+"""The workflow of one call of a flow method, a child of the kickoff; it waits for ``Flow.ask()``."""
+WAITING_WORKFLOWS = (*TASK_RUN_WORKFLOWS, FLOW_KICKOFF_WORKFLOW, FLOW_METHOD_WORKFLOW)
 """The workflows that can wait for a person."""
 
 
@@ -147,6 +151,8 @@ EventKind = Literal[
     "input_requested",
     "input_answered",
     "task_finished",
+    "method_started",
+    "method_finished",
     "run_finished",
 ]
 

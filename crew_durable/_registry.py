@@ -1,4 +1,4 @@
-"""The process-wide registry of named agents and crews.
+"""The process-wide registry of named agents, crews and flows.
 
 A workflow's inputs name the agent or crew it runs; a process recovering
 that workflow finds the code to run here. That is why names are required,
@@ -20,6 +20,7 @@ from crew_durable._errors import InvalidNameError, NotDefinedError
 if TYPE_CHECKING:
     from crew_durable._agent import DBOSAgent
     from crew_durable._crew import DBOSCrew
+    from crew_durable._flow import DBOSFlow
 
 logger = logging.getLogger("crew_durable")
 
@@ -27,6 +28,7 @@ _T = TypeVar("_T")
 _lock = threading.Lock()
 _agents: dict[str, DBOSAgent] = {}
 _crews: dict[str, DBOSCrew] = {}
+_flows: dict[str, DBOSFlow] = {}
 
 
 crew_in_progress: ContextVar[str | None] = ContextVar("crew_durable_crew", default=None)
@@ -65,12 +67,20 @@ def register_crew(name: str, crew: DBOSCrew) -> None:
     _register("crew", _crews, name, crew)
 
 
+def register_flow(name: str, flow: DBOSFlow) -> None:
+    _register("flow", _flows, name, flow)
+
+
 def agent(name: str) -> DBOSAgent:
     return _lookup("agent", _agents, name, "DBOSAgent(agent_name=...)")
 
 
 def crew(name: str) -> DBOSCrew:
     return _lookup("crew", _crews, name, "DBOSCrew(crew_name=...)")
+
+
+def flow(name: str) -> DBOSFlow:
+    return _lookup("flow", _flows, name, "DBOSFlow(flow_name=..., flow=...)")
 
 
 def _register(kind: str, table: dict[str, _T], name: str, value: _T) -> None:

@@ -1,0 +1,205 @@
+"""Durable crewAI Flows: each method call a child workflow, state and router decisions recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crewai.flow.flow import Flow, listen, start
+from dbos import DBOS, SetWorkflowID
+
+from crew_durable import DBOSFlow, DBOSLLM, NotRecoverableError
+from tests.support import ledger
+from tests.support.apps import pipeline
+from tests.support.cassettes import FAKE_PORT, fake_llm, played, replay
+from tests.support.databases import Database
+from tests.support.harness import workflow_tree
+from tests.support.processes import Harness
+from tests.support.steps import step_names
+from tools.fake_openai import serve
+
+EXPECTED = {
+    "result": {"page": "Printed on page 7", "counter": 3, "route": "approved"},
+    "counter": 3,
+    "route": "approved",
+}
+FANNED = {"left": "LEFT result from LEFT data", "right": "RIGHT result from RIGHT data", "counter": 4}
+
+
+def _method_runs(workflow_id: str) -> list[tuple[str, Any]]:
+    """Each method call of a flow run: its name and the result it recorded."""
+    runs = DBOS.list_workflows(parent_workflow_id=workflow_id)
+    return [
+        (str((run.attributes or {}).get("crew_durable.name")), run.output["result"]["value"])
+        for run in sorted(runs, key=lambda r: r.workflow_id)
+        if run.name == "crew_durable.flow_method"
+    ]
+
+
+def test_a_flow_kickoff_records_each_method_and_replays_with_no_request(
+    launched: Database, side_effects: Path
+) -> None:
+    workflow_id = f"pipeline-{uuid.uuid4()}"
+    with replay("pipeline.kickoff") as cassette, SetWorkflowID(workflow_id):
+        first = pipeline.pipeline.kickoff(inputs={"topic": "tides"})
+    assert played(cassette) == 4
+    assert first == EXPECTED["result"]
+    state = pipeline.pipeline.state
+    assert state is not None and state["counter"] == 3 and state["page"] == "Printed on page 7"
+
+    # One workflow per kickoff; each method call a child whose crews are its children.
+    assert DBOS.get_workflow_status(workflow_id).name == "crew_durable.flow_kickoff"  # type: ignore[union-attr]
+    assert _method_runs(workflow_id) == [
+        ("pipeline.research", "Draft: notes on tides: ready"),
+        ("pipeline.review", "approved"),  # the router's decision, recorded
+        ("pipeline.publish", EXPECTED["result"]),
+    ]
+    tree = workflow_tree(workflow_id)
+    research = tree[0][1]
+    assert research[0][0] == "crew_durable.crew_kickoff"  # the scouts crew ran inside research
+
+    with replay("pipeline.kickoff") as cassette, SetWorkflowID(workflow_id):
+        again = pipeline.pipeline.kickoff(inputs={"topic": "tides"})
+    assert played(cassette) == 0
+    assert again == first
+    assert ledger.count(side_effects, "gather") == ledger.count(side_effects, "print_page") == 1
+
+
+@pytest.mark.parametrize("pause_at_request", [3, 4])
+def test_a_flow_killed_while_its_second_crew_runs_resumes_there(
+    system_database: Database, tmp_path: Path, pause_at_request: int
+) -> None:
+    """Killed in the printers crew (request 3: its first completion; 4: after its tool ran)."""
+    harness = Harness(system_database, tmp_path)
+    workflow_id = f"pipeline-{uuid.uuid4()}"
+    harness.run_until_killed("pipeline", "kickoff", workflow_id, pause_at_request=pause_at_request)
+    report = harness.run("recover", "pipeline", "kickoff", workflow_id)
+
+    assert report["result"]["result"] == EXPECTED["result"]  # as uninterrupted
+    assert report["result"]["state"]["counter"] == 3  # each method counted once: nothing ran twice
+    assert report["result"]["state"]["route"] == "approved"
+    assert ledger.count(harness.ledger, "gather") == 1  # the first crew's tool: not again
+    assert ledger.count(harness.ledger, "print_page") == 1
+    assert harness.requests() == 4 + 1  # the uninterrupted run's 4, and the one in flight at the kill
+    names = [name for name, _ in _method_runs_in(system_database, workflow_id)]
+    assert names == ["pipeline.research", "pipeline.review", "pipeline.publish"]
+
+
+def test_listeners_crewai_runs_at_once_recover_without_a_mismatch(
+    system_database: Database, tmp_path: Path
+) -> None:
+    """Two listeners of one event, each kicking off a crew: killed in the second, recovered.
+
+    Without turns, the recovered branches could start in the other order and
+    take each other's recorded crew outputs; here each gets its own.
+    """
+    harness = Harness(system_database, tmp_path)
+    workflow_id = f"fanout-{uuid.uuid4()}"
+    harness.run_until_killed("pipeline", "fan", workflow_id, pause_at_request=3)  # in the right crew
+    report = harness.run("recover", "pipeline", "fan", workflow_id)
+    assert report["result"]["result"] == FANNED
+    assert ledger.count_where(harness.ledger, tool="fetch", side="left") == 1
+    assert ledger.count_where(harness.ledger, tool="fetch", side="right") == 1
+    assert harness.requests() == 4 + 1
+
+
+def _method_runs_in(database: Database, workflow_id: str) -> list[tuple[str, Any]]:
+    from dbos import DBOSClient
+
+    client = DBOSClient(system_database_url=database.url)
+    try:
+        runs = client.list_workflows(parent_workflow_id=workflow_id)
+        return [
+            (str((run.attributes or {}).get("crew_durable.name")), run.output)
+            for run in sorted(runs, key=lambda r: r.workflow_id)
+            if run.name == "crew_durable.flow_method"
+        ]
+    finally:
+        client.destroy()
+
+
+# -- what a flow method may do ----------------------------------------------------------
+
+
+def _answer(body: dict[str, Any]) -> dict[str, Any]:
+    return {"content": f"summary of: {body['messages'][-1]['content']}"}
+
+
+wrapped_llm = DBOSLLM.around(fake_llm(), "notes.summarize")
+
+
+class NotesFlow(Flow[dict[str, Any]]):
+    @start()
+    def summarize(self) -> str:
+        if self.state.get("plain"):
+            return str(fake_llm().call("tides"))  # a plain LLM: refused
+        return str(wrapped_llm.call("tides"))
+
+
+notes = DBOSFlow(flow_name="notes", flow=NotesFlow)
+
+
+def test_an_llm_called_in_a_method_is_a_step_and_a_plain_one_is_refused(
+    launched: Database, fixed_ports: None
+) -> None:
+    workflow_id = f"notes-{uuid.uuid4()}"
+    with serve(_answer, port=FAKE_PORT) as server:
+        with SetWorkflowID(workflow_id):
+            first = notes.kickoff()
+        with SetWorkflowID(workflow_id):
+            again = notes.kickoff()
+        assert len(server.requests) == 1  # the second kickoff replayed the completion
+        assert first == again == "summary of: tides"
+        method = DBOS.list_workflows(parent_workflow_id=workflow_id)[0]
+        assert step_names(method.workflow_id) == ["notes.summarize"]  # the completion, a step
+
+        with pytest.raises(Exception, match=r"DBOSLLM\.around\(llm") as refused:
+            notes.kickoff(inputs={"plain": True})
+        assert "no step records" in str(refused.value)
+        assert len(server.requests) == 1  # the plain call never reached the model
+
+
+class LedgerFlow(Flow[dict[str, Any]]):
+    @start()
+    def stamp(self) -> str:
+        self.state["when"] = object()  # no JSON form
+        return "stamped"
+
+    @listen(stamp)
+    def never(self) -> str:
+        return "never"
+
+
+ledger_flow = DBOSFlow(flow_name="ledger_flow", flow=LedgerFlow)
+
+
+def test_a_state_that_cannot_be_recorded_names_the_field(launched: Database) -> None:
+    with pytest.raises(NotRecoverableError, match=r"state field 'when' of flow 'ledger_flow'"):
+        ledger_flow.kickoff()
+
+
+def test_a_flow_class_not_an_instance(launched: Database) -> None:
+    with pytest.raises(TypeError, match=r"takes the Flow class, not an instance"):
+        DBOSFlow(flow_name="instance", flow=NotesFlow())  # type: ignore[arg-type]
+
+
+def test_start_and_akickoff_give_what_kickoff_gives(launched: Database, side_effects: Path) -> None:
+    with replay("pipeline.kickoff") as cassette, SetWorkflowID(f"pipeline-start-{uuid.uuid4()}"):
+        started = pipeline.pipeline.start(inputs={"topic": "tides"}).get_result(polling_interval_sec=0.05)
+    assert played(cassette) == 4
+    workflow_id = f"pipeline-async-{uuid.uuid4()}"
+
+    async def kickoff() -> Any:
+        with SetWorkflowID(workflow_id):
+            return await pipeline.pipeline.akickoff(inputs={"topic": "tides"})
+
+    with replay("pipeline.kickoff") as cassette:
+        first = asyncio.run(kickoff())
+    assert played(cassette) == 4
+    with replay("pipeline.kickoff") as cassette:
+        again = asyncio.run(kickoff())
+    assert played(cassette) == 0  # the same id: the recorded result, nothing asked
+    assert started == first == again == EXPECTED["result"]

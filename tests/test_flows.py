@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,9 @@ import pytest
 from crewai.flow.flow import Flow, listen, start
 from dbos import DBOS, SetWorkflowID
 
-from crew_durable import DBOSFlow, DBOSLLM, NotRecoverableError
+from crew_durable import CrewClient, DatabaseNotReadyError, DBOSFlow, DBOSLLM, NotRecoverableError
 from tests.support import ledger
-from tests.support.apps import pipeline
+from tests.support.apps import desk, pipeline
 from tests.support.cassettes import FAKE_PORT, fake_llm, played, replay
 from tests.support.databases import Database
 from tests.support.harness import workflow_tree
@@ -203,3 +204,60 @@ def test_start_and_akickoff_give_what_kickoff_gives(launched: Database, side_eff
         again = asyncio.run(kickoff())
     assert played(cassette) == 0  # the same id: the recorded result, nothing asked
     assert started == first == again == EXPECTED["result"]
+
+
+# -- people ------------------------------------------------------------------------------
+
+
+def _asking(database: Database, run_id: str, method: str) -> Callable[[], bool]:
+    """Whether the run has an open request from flow method ``method``."""
+
+    def check() -> bool:
+        try:
+            with CrewClient(database.url) as client:
+                return any(r.task == method for r in client.pending_input(run_id))
+        except DatabaseNotReadyError:
+            return False
+
+    return check
+
+
+def test_human_feedback_and_ask_wait_durably_across_kills(system_database: Database, tmp_path: Path) -> None:
+    harness = Harness(system_database, tmp_path)
+    run_id = f"desk-{uuid.uuid4()}"
+
+    # 1. Killed while the @human_feedback review waits; answered while no process runs.
+    assert harness.run_and_kill_when("desk", "kickoff", run_id, _asking(system_database, run_id, "draft"))
+    with CrewClient(system_database.url) as client:
+        [review] = client.pending_input(run_id)
+        assert (review.kind, review.agent, review.run_id) == ("feedback", "desk", run_id)
+        assert review.message == f"Approve this draft?\n\n{desk.DRAFT}"
+        client.send_feedback(review.request_id, "Shorter, please.")
+
+    # 2. Recovered: the next method asks with Flow.ask(); killed while that waits.
+    assert harness.run_and_kill_when(
+        "desk", "kickoff", run_id, _asking(system_database, run_id, "sign"), mode="recover"
+    )
+    with CrewClient(system_database.url) as client:
+        [question] = client.pending_input(run_id)
+        assert question.message == "Who signs the piece?"
+        client.send_feedback(question.request_id, "Ada")
+
+    # 3. Recovered again: it finishes with both answers, each method body run once.
+    report = harness.run("recover", "desk", "kickoff", run_id)
+    assert report["result"]["result"] == {
+        "output": desk.DRAFT,
+        "feedback": "Shorter, please.",
+        "signer": "Ada",
+        "counter": 2,
+    }
+    assert ledger.count(harness.ledger, "draft") == 1  # finished before the first kill: not again
+    assert ledger.count_where(harness.ledger, tool="sign", signer="Ada") == 1
+    with CrewClient(system_database.url) as client:
+        events = list(client.stream(run_id))
+        assert client.pending_input(run_id) == []
+        assert client.result(run_id) == report["result"]["result"]  # no flow code needed to read it
+    asked = [e.data["request_id"] for e in events if e.kind == "input_requested"]
+    assert len(asked) == len(set(asked)) == 2  # each question asked once, across three processes
+    assert [e.text for e in events if e.kind == "input_answered"] == ["Shorter, please.", "Ada"]
+    assert [e.task for e in events if e.kind == "method_finished"] == ["draft", "sign"]

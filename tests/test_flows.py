@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 from crewai.flow.flow import Flow, listen, start
+from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from dbos import DBOS, SetWorkflowID
 
-from crew_durable import CrewClient, DatabaseNotReadyError, DBOSFlow, DBOSLLM, NotRecoverableError
+from crew_durable import DBOSLLM, CrewClient, DatabaseNotReadyError, DBOSFlow, NotRecoverableError
 from tests.support import ledger
 from tests.support.apps import desk, pipeline
 from tests.support.cassettes import FAKE_PORT, fake_llm, played, replay
 from tests.support.databases import Database
 from tests.support.harness import workflow_tree
+from tests.support.people import wait_for_request
 from tests.support.processes import Harness
 from tests.support.steps import step_names
 from tools.fake_openai import serve
@@ -261,3 +263,74 @@ def test_human_feedback_and_ask_wait_durably_across_kills(system_database: Datab
     assert len(asked) == len(set(asked)) == 2  # each question asked once, across three processes
     assert [e.text for e in events if e.kind == "input_answered"] == ["Shorter, please.", "Ada"]
     assert [e.task for e in events if e.kind == "method_finished"] == ["draft", "sign"]
+
+
+def _collapse(body: dict[str, Any]) -> dict[str, Any]:
+    prompt = str(body["messages"][-1]["content"])
+    return {"content": '{"outcome": "%s"}' % ("approved" if "Ship it" in prompt else "rejected")}
+
+
+def test_the_outcome_feedback_collapses_to_is_recorded_and_routes_the_replay(
+    launched: Database, fixed_ports: None, side_effects: Path
+) -> None:
+    run_id = f"gate-{uuid.uuid4()}"
+    with serve(_collapse, port=FAKE_PORT) as server, CrewClient(launched.url) as client:
+        with SetWorkflowID(run_id):
+            handle = desk.gate.start()
+        review = wait_for_request(client, run_id)
+        assert review.message == f"Publish it?\n\n{desk.DRAFT}"
+        client.send_feedback(review.request_id, "Ship it today.")
+        result = handle.get_result(polling_interval_sec=0.05)
+        assert len(server.requests) == 1  # the LLM that collapsed the feedback
+        with SetWorkflowID(run_id):
+            assert desk.gate.kickoff() == result  # replayed: the recorded outcome routes it again
+        assert len(server.requests) == 1
+    assert result == {"published": desk.DRAFT, "feedback": "Ship it today.", "outcome": "approved"}
+    assert "gate.feedback_outcome" in step_names(run_id)  # the outcome is a step of the kickoff
+    assert ledger.count(side_effects, "propose") == 1
+
+
+class HelperFlow(Flow[dict[str, Any]]):
+    @start()
+    def consult(self) -> str:
+        from crewai import Agent
+
+        helper = Agent(role="Helper", goal="Help", backstory="Kind.", llm=fake_llm())
+        return str(helper.kickoff("Say hello").raw)  # a plain agent: its completions are no steps
+
+
+helper_flow = DBOSFlow(flow_name="helper_flow", flow=HelperFlow)
+
+
+def test_a_plain_agent_kicked_off_in_a_method_is_refused_with_how_to_wrap_it(
+    launched: Database, fixed_ports: None
+) -> None:
+    with serve(_answer, port=FAKE_PORT) as server:
+        with pytest.raises(Exception, match=r"plain crewAI Agent 'Helper'.*DBOSAgent\(agent_name="):
+            helper_flow.kickoff()
+        assert len(server.requests) == 0
+
+
+@pytest.mark.parametrize("scenario", ["archived", "archived_by_id"])
+def test_crewai_persist_and_dbos_recovery_resume_a_flow_once(
+    system_database: Database, tmp_path: Path, scenario: str
+) -> None:
+    """A flow with crewAI's @persist, killed in its second method: DBOS resumes it, once.
+
+    crewAI saved the state after the first method; kicked off again by
+    recovery (with the state's id, crewAI's own way to resume, or without),
+    the flow counts each method once and crewAI's saved state ends as the
+    run's state.
+    """
+    harness = Harness(system_database, tmp_path)
+    workflow_id = f"archive-{uuid.uuid4()}"
+    harness.run_until_killed("pipeline", scenario, workflow_id, pause_at_request=2)  # after gather ran
+    report = harness.run("recover", "pipeline", scenario, workflow_id)
+    assert report["result"]["result"] == {"draft": "Draft: notes on tides: ready", "counter": 3}
+    assert ledger.count(harness.ledger, "gather") == 1
+    assert harness.requests() == 2 + 1
+    state = report["result"]["state"]
+    if scenario == "archived_by_id":
+        assert state["id"] == "archive-77"
+    saved = SQLiteFlowPersistence(str(tmp_path / "flows.db")).load_state(state["id"])
+    assert saved == state  # crewAI's record and DBOS's agree

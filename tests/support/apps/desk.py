@@ -1,8 +1,9 @@
-"""A durable flow that asks people: a ``@human_feedback`` review, then ``Flow.ask()`` in the next method.
+"""Durable flows that ask people: a ``@human_feedback`` review, then ``Flow.ask()`` in the next method.
 
-No model is called: the run's only waits are for people, answered with
+``desk`` calls no model: the run's only waits are for people, answered with
 ``CrewClient`` from another process. Each method body writes a ledger line,
-so a method run again after a recovery shows.
+so a method run again after a recovery shows. ``gate``'s review routes the
+flow: an LLM collapses the person's feedback to ``approved`` or ``rejected``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from crew_durable import DBOSFlow
 from tests.support import ledger
+from tests.support.cassettes import fake_llm
 
 DRAFT = "Tides turn twice a day."
 
@@ -49,7 +51,26 @@ class DeskFlow(Flow[DeskState]):
         }
 
 
+class GateFlow(Flow[dict[str, Any]]):
+    """A review whose feedback an LLM collapses to an outcome that routes the flow."""
+
+    @start()
+    @human_feedback(message="Publish it?", emit=["approved", "rejected"], llm=fake_llm())
+    def propose(self) -> str:
+        ledger.record("propose")
+        return DRAFT
+
+    @listen("approved")
+    def publish(self, review: HumanFeedbackResult) -> dict[str, Any]:
+        return {"published": review.output, "feedback": review.feedback, "outcome": review.outcome}
+
+    @listen("rejected")
+    def shelve(self, review: HumanFeedbackResult) -> dict[str, Any]:
+        return {"shelved": review.output, "feedback": review.feedback, "outcome": review.outcome}
+
+
 desk = DBOSFlow(flow_name="desk", flow=DeskFlow)
+gate = DBOSFlow(flow_name="gate", flow=GateFlow)
 
 
 def kickoff() -> dict[str, Any]:

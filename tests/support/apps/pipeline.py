@@ -15,6 +15,9 @@ from typing import Any
 
 from crewai import Agent, Crew, Task
 from crewai.flow.flow import Flow, and_, listen, router, start
+from crewai.flow.persistence import persist
+from crewai.flow.persistence.base import FlowPersistence
+from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from crewai.tools import tool
 from dbos import DBOS
 from pydantic import BaseModel
@@ -119,8 +122,49 @@ class FanoutFlow(Flow[dict[str, Any]]):
         return {"left": self.state["left"], "right": self.state["right"], "counter": self.state["counter"]}
 
 
+class BesideTheLedger(FlowPersistence):
+    """crewAI's SQLite flow persistence in a file beside the test's ledger, shared by its processes.
+
+    The file is only known once the test has set the ledger's path, so each
+    call opens it then.
+    """
+
+    def init_db(self) -> None:
+        pass
+
+    def save_state(self, flow_uuid: str, method_name: str, state_data: Any) -> None:
+        sqlite().save_state(flow_uuid, method_name, state_data)
+
+    def load_state(self, flow_uuid: str) -> dict[str, Any] | None:
+        return sqlite().load_state(flow_uuid)
+
+
+def sqlite() -> SQLiteFlowPersistence:
+    return SQLiteFlowPersistence(str(ledger.path().parent / "flows.db"))
+
+
+@persist(BesideTheLedger())  # crewAI's @persist: the state is saved after each method
+class ArchiveFlow(Flow[PipelineState]):
+    @start()
+    def open_file(self) -> str:
+        self.state.counter += 1
+        return self.state.topic
+
+    @listen(open_file)
+    def research(self) -> str:
+        self.state.counter += 1
+        self.state.draft = scouts.kickoff(inputs={"topic": self.state.topic}).raw
+        return self.state.draft
+
+    @listen(research)
+    def close_file(self) -> dict[str, Any]:
+        self.state.counter += 1
+        return {"draft": self.state.draft, "counter": self.state.counter}
+
+
 pipeline = DBOSFlow(flow_name="pipeline", flow=ContentFlow)
 fanout = DBOSFlow(flow_name="fanout", flow=FanoutFlow)
+archive = DBOSFlow(flow_name="archive", flow=ArchiveFlow)
 
 
 def kickoff() -> dict[str, Any]:
@@ -133,7 +177,18 @@ def fan() -> dict[str, Any]:
     return {"result": result, "state": fanout.state}
 
 
-SCENARIOS = {"kickoff": kickoff, "fan": fan}
+def archived() -> dict[str, Any]:
+    result = archive.kickoff(inputs={"topic": "tides"})
+    return {"result": result, "state": archive.state}
+
+
+def archived_by_id() -> dict[str, Any]:
+    """crewAI's way to resume a persisted flow: kick it off with the state's id."""
+    result = archive.kickoff(inputs={"id": "archive-77", "topic": "tides"})
+    return {"result": result, "state": archive.state}
+
+
+SCENARIOS = {"kickoff": kickoff, "fan": fan, "archived": archived, "archived_by_id": archived_by_id}
 
 
 def brain(body: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crewai.flow.flow import Flow, listen, start
+from crewai.flow.flow import Flow, listen, or_, start
 from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from dbos import DBOS, SetWorkflowID
 
@@ -37,9 +37,14 @@ def _method_runs(workflow_id: str) -> list[tuple[str, Any]]:
     runs = DBOS.list_workflows(parent_workflow_id=workflow_id)
     return [
         (str((run.attributes or {}).get("crew_durable.name")), run.output["result"]["value"])
-        for run in sorted(runs, key=lambda r: r.workflow_id)
+        for run in sorted(runs, key=_call_order)
         if run.name == "crew_durable.flow_method"
     ]
+
+
+def _call_order(run: Any) -> int:
+    """A child's place among its parent's operations (its id is ``<parent>-<operation>``)."""
+    return int(str(run.workflow_id).rsplit("-", 1)[1])
 
 
 def test_a_flow_kickoff_records_each_method_and_replays_with_no_request(
@@ -117,7 +122,7 @@ def _method_runs_in(database: Database, workflow_id: str) -> list[tuple[str, Any
         runs = client.list_workflows(parent_workflow_id=workflow_id)
         return [
             (str((run.attributes or {}).get("crew_durable.name")), run.output)
-            for run in sorted(runs, key=lambda r: r.workflow_id)
+            for run in sorted(runs, key=_call_order)
             if run.name == "crew_durable.flow_method"
         ]
     finally:
@@ -334,3 +339,41 @@ def test_crewai_persist_and_dbos_recovery_resume_a_flow_once(
         assert state["id"] == "archive-77"
     saved = SQLiteFlowPersistence(str(tmp_path / "flows.db")).load_state(state["id"])
     assert saved == state  # crewAI's record and DBOS's agree
+
+
+class RaceFlow(Flow[dict[str, Any]]):
+    """Two start methods (one async) that crewAI runs at once, and an ``or_`` listener of both."""
+
+    @start()
+    async def fast(self) -> str:
+        await asyncio.sleep(0.01)
+        ledger.record("fast")
+        return "fast"
+
+    @start()
+    def slow(self) -> str:
+        ledger.record("slow")
+        return "slow"
+
+    @listen(or_(fast, slow))
+    def first(self, winner: str) -> str:
+        self.state["winner"] = winner
+        ledger.record("first", winner=winner)
+        return f"first: {winner}"
+
+
+race = DBOSFlow(flow_name="race", flow=RaceFlow)
+
+
+def test_async_methods_and_or_listeners_take_turns_and_replay_the_same(
+    launched: Database, side_effects: Path
+) -> None:
+    workflow_id = f"race-{uuid.uuid4()}"
+    with SetWorkflowID(workflow_id):
+        first = race.kickoff()
+    with SetWorkflowID(workflow_id):
+        again = race.kickoff()
+    assert first == again
+    assert race.state is not None and race.state["winner"] == "fast"  # in definition order, every time
+    assert [name for name, _ in _method_runs(workflow_id)] == ["race.fast", "race.slow", "race.first"]
+    assert [e["tool"] for e in ledger.entries(side_effects)] == ["fast", "slow", "first"]  # each once

@@ -39,6 +39,7 @@ RUN_WORKFLOWS = (
     "crew_durable.agent_run_async",
     "crew_durable.agent_kickoff",
     "crew_durable.agent_kickoff_async",
+    "crew_durable.flow_kickoff",
 )
 """The workflows that can be a run of their own (the root of a run's tree)."""
 HIDDEN_STEPS = frozenset({"crew_durable.stream_event", "DBOS.getResult"})

@@ -75,6 +75,11 @@ def test_a_flow_kickoff_records_each_method_and_replays_with_no_request(
     assert again == first
     assert ledger.count(side_effects, "gather") == ledger.count(side_effects, "print_page") == 1
 
+    with CrewClient(launched.url) as client:  # any process lists it and reads its result
+        [run] = [r for r in client.runs(name="pipeline") if r.run_id == workflow_id]
+        assert (run.kind, run.status, run.llm_calls) == ("flow", "SUCCESS", 4)
+        assert client.result(workflow_id) == first
+
 
 @pytest.mark.parametrize("pause_at_request", [3, 4])
 def test_a_flow_killed_while_its_second_crew_runs_resumes_there(

@@ -6,6 +6,9 @@ crewAI release that renames or changes one fails one named test.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import shutil
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -13,6 +16,7 @@ from crewai.core.providers import human_input
 from crewai.core.providers.human_input import HumanInputProvider, SyncHumanInputProvider
 from crewai.crews.crew_output import CrewOutput
 from crewai.types.streaming import CrewStreamingOutput
+from crewai.utilities.tool_result_artifacts import ToolResultArtifact, ToolResultArtifactStore
 
 
 def contextual_human_input_provider() -> HumanInputProvider | None:
@@ -72,3 +76,34 @@ def resolve_feedback_provider(flow: Any, definition: Any) -> Any:
 def stamp_flow_state_id(flow: Any, state_id: str) -> None:
     """Give the flow's state the id ``state_id``, as crewAI does for ``inputs={"id": ...}``."""
     flow._stamp_state_id(state_id)
+
+
+# -- oversized tool results (crewAI's deferred tool-result files) --------------
+
+
+class _StableArtifactStore(ToolResultArtifactStore):
+    """crewAI's store of oversized tool results, each named after its content instead of at random."""
+
+    def store(self, content: str, estimated_token_count: int) -> ToolResultArtifact:
+        artifact = super().store(content, estimated_token_count)
+        stable_id = "tool-result-" + hashlib.sha256(content.encode()).hexdigest()[:24]
+        stable_directory = artifact.directory / stable_id
+        if stable_directory.exists():  # the same result deferred twice in one run: one file
+            shutil.rmtree(artifact.file_path.parent)
+        else:
+            artifact.file_path.parent.rename(stable_directory)
+        self._artifact_ids.discard(artifact.artifact_id)
+        self._artifact_ids.add(stable_id)
+        file_path = stable_directory / artifact.file_path.name
+        return dataclasses.replace(
+            artifact,
+            artifact_id=stable_id,
+            relative_path=file_path.relative_to(artifact.directory),
+            file_path=file_path,
+        )
+
+
+def use_stable_artifact_names(executor: Any) -> None:
+    """Make the executor's next deferred tool results get names that follow from their contents."""
+    if executor._tool_result_artifact_store is None:
+        executor._tool_result_artifact_store = _StableArtifactStore()

@@ -41,6 +41,7 @@ from dbos import DBOS, WorkflowSerializationFormat
 from pydantic import PrivateAttr
 
 from crew_durable import _registry, _stream, _tool_events, _tool_sources, _usage
+from crew_durable._crewai_internals import use_stable_artifact_names
 from crew_durable._dbos_internals import (
     DBOSContext,
     dbos_launched,
@@ -105,6 +106,18 @@ class DurableAgentExecutor(AgentExecutor):
             if timed is not None:  # under max_execution_time: cancelled by id when time is up
                 timed.append(start.workflow_id)
             yield start.workflow_id
+
+    # -- oversized tool results: files whose names a replay gives again ------
+
+    def _prepare_tool_result_for_context(self, execution_result: dict[str, Any]) -> str:
+        """crewAI's deferral of an oversized tool result to a file, under a name that follows from it.
+
+        crewAI names the file at random and the model reads it back by name
+        with a tool; a recovered run replays the recorded read, so the name
+        must be the one the original run gave.
+        """
+        use_stable_artifact_names(self)
+        return super()._prepare_tool_result_for_context(execution_result)
 
     # -- parallel native tool calls: a fixed range of step ids per call ------
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from dbos import SetWorkflowID
 
-from crew_durable._outputs import crew_output_to_json
 from tests.support import ledger
 from tests.support.apps import editorial
 from tests.support.cassettes import played, replay
@@ -35,7 +34,7 @@ def test_the_crew_runs_as_crewai_runs_it(launched: Database, side_effects: Path)
     with replay("editorial.kickoff") as cassette, SetWorkflowID(workflow_id):
         durable = editorial.editorial.kickoff()
 
-    assert crew_output_to_json(durable) == crew_output_to_json(plain)
+    assert durable.model_dump(mode="json") == plain.model_dump(mode="json")
     assert durable.tasks_output[2].json_dict == {
         "title": "Cheaper clean power",
         "points": ["Solar is cheaper.", "Wind is cheaper."],

@@ -9,7 +9,6 @@ from dbos import SetWorkflowID
 
 from crew_durable import DBOSLLM
 from crew_durable._dbos_internals import RANGE_SIZE
-from crew_durable._outputs import crew_output_to_json
 from tests.support import ledger
 from tests.support.apps import briefing, planner
 from tests.support.cassettes import played, replay
@@ -99,9 +98,7 @@ def test_crew_planning_is_recorded_once_and_matches_the_plain_crew(
     with replay("briefing.kickoff") as cassette, SetWorkflowID(workflow_id):
         durable = briefing.briefing.kickoff()
 
-    assert crew_output_to_json(durable) == crew_output_to_json(
-        plain
-    )  # the plans in the task descriptions too
+    assert durable.model_dump(mode="json") == plain.model_dump(mode="json")  # the plans in descriptions too
     assert briefing.PLANS[1] in durable.tasks_output[0].description
     assert played(cassette) == BRIEFING_REQUESTS
     top_level = [step if isinstance(step, str) else step[0] for step in workflow_tree(workflow_id)]

@@ -15,7 +15,6 @@ from crewai.tools import tool
 from dbos import DBOS
 
 from crew_durable import DBOSCrew
-from crew_durable._outputs import crew_output_to_json
 from tests.support import kill_points, ledger
 from tests.support.cassettes import fake_llm
 from tools.fake_openai import tool_call
@@ -73,7 +72,7 @@ agency = DBOSCrew(crew_name="agency", orig_crew=build_agency())
 
 
 def kickoff() -> dict[str, Any]:
-    return crew_output_to_json(agency.kickoff())
+    return agency.kickoff().model_dump(mode="json")
 
 
 SCENARIOS = {"kickoff": kickoff}

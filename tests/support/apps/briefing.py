@@ -15,7 +15,6 @@ from crewai.tools import tool
 from dbos import DBOS
 
 from crew_durable import DBOSCrew
-from crew_durable._outputs import crew_output_to_json
 from tests.support import kill_points, ledger
 from tests.support.cassettes import fake_llm
 from tools.fake_openai import tool_call
@@ -47,7 +46,7 @@ briefing = DBOSCrew(crew_name="briefing", orig_crew=build_crew())
 
 
 def kickoff() -> dict[str, Any]:
-    return crew_output_to_json(briefing.kickoff())
+    return briefing.kickoff().model_dump(mode="json")
 
 
 SCENARIOS = {"kickoff": kickoff}

@@ -15,7 +15,6 @@ from dbos import DBOS
 from pydantic import BaseModel
 
 from crew_durable import DBOSCrew
-from crew_durable._outputs import crew_output_to_json
 from tests.support import ledger
 from tests.support.cassettes import fake_llm
 from tools.fake_openai import tool_call
@@ -98,7 +97,7 @@ editorial = DBOSCrew(crew_name="editorial", orig_crew=build_crew())
 
 
 def kickoff() -> dict[str, Any]:
-    return crew_output_to_json(editorial.kickoff())
+    return editorial.kickoff().model_dump(mode="json")
 
 
 SCENARIOS = {"kickoff": kickoff}

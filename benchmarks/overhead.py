@@ -61,6 +61,7 @@ from dbos import DBOS, WorkflowSerializationFormat
 from pydantic import Field
 
 from crew_durable import DBOSLLM, DBOSAgent, _usage, dbos_config
+from crew_durable import _agent_run as run_module
 from crew_durable import _executor as executor_module
 from tools.fake_openai import serve_in_process, tool_call
 
@@ -232,10 +233,10 @@ def own_code(completions: int, repeats: int = 2000) -> dict[str, Any]:
 
     def one_run() -> None:
         spec = launcher._describe_run(inputs)
-        configured = launcher._fork().apply_to(executor_module._idle_executors.take("benchmark.looker"))
-        executor_module._idle_executors.give("benchmark.looker", configured)
+        configured = launcher._fork().apply_to(run_module._idle_executors.take("benchmark.looker"))
+        run_module._idle_executors.give("benchmark.looker", configured)
         with _usage.collecting_run_usage() as usage:
-            outcome = executor_module._outcome(spec, configured, {"output": "done"}, usage)
+            outcome = run_module._outcome(spec, configured, {"output": "done"}, usage)
         launcher._adopt(outcome)
 
     try:

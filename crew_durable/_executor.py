@@ -1,67 +1,46 @@
-"""The durable agent executor: each agent run is a DBOS workflow.
+"""The launcher side of a durable agent run: ``DurableAgentExecutor``.
 
 ``DurableAgentExecutor`` is the ``executor_class`` of every ``DBOSAgent``.
-crewAI creates one per agent and reuses it across tasks; its ``invoke``
-does not run the agent loop itself but describes the run as plain JSON and
-calls the ``crew_durable.agent_run`` workflow with that description. The
-workflow runs the loop on an executor of its own: built from the live
-executor's objects when the caller is in this process, or rebuilt from the
-JSON and the registry of named agents when DBOS recovers the run in a new
-process. Either way the same code runs the same loop, and every completion
-inside it is a step.
+crewAI creates one per agent and reuses it across tasks; its ``invoke`` does
+not run the agent loop itself: it describes the run as plain JSON and calls
+the ``crew_durable.agent_run`` workflow with that description (the workflow
+side is ``_agent_run``), then takes the recorded outcome as if it had run
+the loop itself (its messages, its LLMs' usage counters).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar
 
 from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.agents.agent_executor import AgentExecutor
-from crewai.agents.parser import AgentFinish
-from crewai.core.providers.human_input import reset_provider, set_provider
 from crewai.events.event_bus import crewai_event_bus
 from crewai.flow.flow_definition import FlowDefinition
 from crewai.task import Task
-from crewai.utilities.agent_utils import (
-    get_tool_names,
-    is_inside_event_loop,
-    parse_tools,
-    render_text_description_and_args,
-)
-from crewai.utilities.planning_types import TodoItem
+from crewai.utilities.agent_utils import is_inside_event_loop
 from crewai.utilities.prompts import StandardPromptResult, SystemPromptResult
-from crewai.utilities.step_execution_context import StepExecutionContext
-from crewai.utilities.token_counter_callback import TokenCalcHandler
-from dbos import DBOS, WorkflowSerializationFormat
-from pydantic import PrivateAttr
+from dbos import DBOS
 
-from crew_durable import _registry, _stream, _tool_events, _tool_sources, _usage
-from crew_durable._crewai_internals import use_stable_artifact_names
-from crew_durable._dbos_internals import (
-    DBOSContext,
-    dbos_launched,
-    reserve_step_ranges,
-    running_in,
-    switch_to,
+from crew_durable import _registry, _tool_sources, _usage
+from crew_durable._agent_run import (
+    _SETTINGS,
+    Configuration,
+    agent_name,
+    agent_run,
+    agent_run_async,
+    identity_of,
+    launched_by,
+    task_label,
 )
+from crew_durable._dbos_internals import dbos_launched
 from crew_durable._errors import CrewDurableError, from_workflow_error
-from crew_durable._human_input import provider_for_run
-from crew_durable._llm import fresh, in_workflow, reset
 from crew_durable._protocol import ATTR_TASK
-from crew_durable._runs import IDENTITY, check_identity, identity, starting
-from crew_durable._serialization import dumps, import_model, model_path, value_from_json, value_to_json
-from crew_durable._step_config import StepConfig
-from crew_durable._tool_steps import durable_memory_tools
-
-_launching: ContextVar[DurableAgentExecutor | None] = ContextVar("crew_durable_launching", default=None)
-
-_SETTINGS = ("max_iter", "respect_context_window", "use_better_compaction", "log_error_after")
-_MESSAGE_KEYS = ("role", "content", "tool_call_id", "name", "tool_calls")
+from crew_durable._runs import check_identity, starting
+from crew_durable._serialization import dumps, model_path, value_from_json
 
 
 class DurableAgentExecutor(AgentExecutor):
@@ -71,35 +50,33 @@ class DurableAgentExecutor(AgentExecutor):
     # this a subclass would have no start method and end with no answer.
     _flow_definition: ClassVar[FlowDefinition | None] = AgentExecutor.flow_definition()
 
-    _step_ranges: dict[int, DBOSContext | None] = PrivateAttr(default_factory=dict)
-
     def invoke(self, inputs: dict[str, Any]) -> Any:
         if is_inside_event_loop():
             return self.invoke_async(inputs)
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self), self._starting(spec) as workflow_id:
-                outcome = _agent_run(spec)
+            with launched_by(self), self._starting(spec) as workflow_id:
+                outcome = agent_run(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
-        check_identity(outcome, _identity(spec), workflow_id)
+        check_identity(outcome, identity_of(spec), workflow_id)
         return self._adopt(outcome)
 
     async def invoke_async(self, inputs: dict[str, Any]) -> dict[str, Any]:
         spec = self._describe_run(inputs)
         try:
-            with _launched_by(self), self._starting(spec) as workflow_id:
-                outcome = await _agent_run_async(spec)
+            with launched_by(self), self._starting(spec) as workflow_id:
+                outcome = await agent_run_async(spec)
         except Exception as error:
             raise from_workflow_error(error) from None
-        check_identity(outcome, _identity(spec), workflow_id)
+        check_identity(outcome, identity_of(spec), workflow_id)
         return self._adopt(outcome)
 
     @contextmanager
     def _starting(self, spec: dict[str, Any]) -> Iterator[str]:
         """Start the run's workflow as an agent run of its root run, under an id known in advance."""
         task = spec["task"]
-        label = {"name": _task_label(task)} if task is not None else None
+        label = {"name": task_label(task)} if task is not None else None
         with starting("agent", spec["agent"], **{ATTR_TASK: label}) as start:
             spec["stream"] = start.stream
             timed = _timed_runs.get()
@@ -107,121 +84,16 @@ class DurableAgentExecutor(AgentExecutor):
                 timed.append(start.workflow_id)
             yield start.workflow_id
 
-    # -- oversized tool results: files whose names a replay gives again ------
-
-    def _prepare_tool_result_for_context(self, execution_result: dict[str, Any]) -> str:
-        """crewAI's deferral of an oversized tool result to a file, under a name that follows from it.
-
-        crewAI names the file at random and the model reads it back by name
-        with a tool; a recovered run replays the recorded read, so the name
-        must be the one the original run gave.
-        """
-        use_stable_artifact_names(self)
-        return super()._prepare_tool_result_for_context(execution_result)
-
-    # -- parallel native tool calls: a fixed range of step ids per call ------
-
-    def _should_parallelize_native_tool_calls(self, tool_calls: list[Any]) -> bool:
-        """Reserve step ids for a parallel batch, in the model's order of the calls.
-
-        crewAI runs the calls of one response in a thread pool, so their steps
-        would otherwise be numbered in whatever order the threads reach them.
-        """
-        parallel = super()._should_parallelize_native_tool_calls(tool_calls)
-        if parallel:
-            ranges = reserve_step_ranges(len(tool_calls))
-            if ranges is not None:
-                self._step_ranges.update(zip(map(id, tool_calls), ranges, strict=True))
-        return parallel
-
-    def _execute_single_native_tool_call(self, tool_call: Any) -> dict[str, Any]:
-        with running_in(self._step_ranges.pop(id(tool_call), None)):
-            return super()._execute_single_native_tool_call(tool_call)
-
-    # -- planning: a fixed range of step ids per todo run in parallel ---------
-
-    async def execute_todos_parallel(self) -> Literal["parallel_todos_complete"]:
-        """Reserve step ids for the plan's ready todos, in plan order.
-
-        crewAI runs each ready todo in a thread of its own; without a range
-        each, their completions and tools would take step ids in whatever
-        order the threads reach them, and a replay would hand one todo the
-        recorded completions of another.
-        """
-        ready = self.state.todos.get_ready_todos()
-        ranges = reserve_step_ranges(len(ready))
-        if ranges is not None:
-            self._step_ranges.update(zip(map(id, ready), ranges, strict=True))
-        return await super().execute_todos_parallel()
-
-    def _build_context_for_todo(self, todo: TodoItem) -> StepExecutionContext:
-        # crewAI calls this in the asyncio task that then starts the todo's thread.
-        scoped = self._step_ranges.pop(id(todo), None)
-        if scoped is not None:
-            switch_to(scoped)
-        return super()._build_context_for_todo(todo)
-
-    # -- memory: one step per save, not a background write --------------------
-
-    def _save_to_memory(self, output: AgentFinish) -> None:
-        """Save the run's result to crewAI memory as one step.
-
-        crewAI writes memory from a background pool; inside a durable run the
-        save runs in a step that waits for the write, so a finished run's save
-        is never repeated and a recovered run does not lose it. (A save in
-        flight when the process dies runs again: at least once.)
-        """
-        memory = self._memory()
-        if memory is None or not in_workflow():
-            return super()._save_to_memory(output)
-        name = f"{_agent_name(self)}.memory.save"
-        DBOS.run_step(StepConfig().options(name), self._save_and_wait, memory, output)
-
-    def _memory(self) -> Any:
-        """The memory crewAI would save this run's result to, if any."""
-        memory = getattr(self.agent, "memory", None) or getattr(self.crew, "_memory", None)
-        if memory is None or self.task is None or getattr(memory, "read_only", False):
-            return None
-        return memory
-
-    def _save_and_wait(self, memory: Any, output: AgentFinish) -> str:
-        super()._save_to_memory(output)
-        memory.drain_writes()
-        return "saved"
-
-    # -- human feedback: a durable question -------------------------------
-
-    def _handle_human_feedback(self, formatted_answer: AgentFinish) -> AgentFinish:
-        """Ask for feedback the durable way inside a run (see ``_human_input``); crewAI's outside."""
-        if not in_workflow():
-            return super()._handle_human_feedback(formatted_answer)
-        token = set_provider(provider_for_run())
-        try:
-            return super()._handle_human_feedback(formatted_answer)
-        finally:
-            reset_provider(token)
-
-    async def _ahandle_human_feedback(self, formatted_answer: AgentFinish) -> AgentFinish:
-        if not in_workflow():
-            return await super()._ahandle_human_feedback(formatted_answer)
-        token = set_provider(provider_for_run())
-        try:
-            return await super()._ahandle_human_feedback(formatted_answer)
-        finally:
-            reset_provider(token)
-
-    # -- launcher side ------------------------------------------------------
-
     def _describe_run(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Everything a new process needs to run this agent run again, as JSON."""
         if not dbos_launched():
             raise CrewDurableError(
-                f"Agent {_agent_name(self)!r} runs each task as a DBOS workflow: configure "
+                f"Agent {agent_name(self)!r} runs each task as a DBOS workflow: configure "
                 "DBOS(config=...) and call DBOS.launch() before running it."
             )
         _refuse_durable_event_handlers()
         spec = {
-            "agent": _agent_name(self),
+            "agent": agent_name(self),
             "crew": _registry.crew_in_progress.get(),
             "task": _task_to_json(self.task),
             "inputs": inputs,
@@ -231,7 +103,7 @@ class DurableAgentExecutor(AgentExecutor):
             "response_model": model_path(self.response_model) if self.response_model else None,
             "settings": {name: getattr(self, name) for name in _SETTINGS},
         }
-        dumps(spec, f"The inputs of agent {_agent_name(self)!r}'s run")
+        dumps(spec, f"The inputs of agent {agent_name(self)!r}'s run")
         return spec
 
     def _adopt(self, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -244,11 +116,9 @@ class DurableAgentExecutor(AgentExecutor):
         _usage.report_child(usage["total"])
         return {"output": value_from_json(outcome["output"])}
 
-    # -- workflow side ------------------------------------------------------
-
-    def _fork(self) -> _Configuration:
+    def _fork(self) -> Configuration:
         """This executor's configuration, for a run in this process."""
-        return _Configuration(
+        return Configuration(
             self.agent,
             task=self.task,
             crew=self.crew,
@@ -317,201 +187,16 @@ def _cancel(workflow_ids: list[str]) -> None:
         DBOS.cancel_workflow(workflow_id)
 
 
-@contextmanager
-def _launched_by(executor: DurableAgentExecutor) -> Iterator[None]:
-    token = _launching.set(executor)
-    try:
-        yield
-    finally:
-        _launching.reset(token)
-
-
-@DBOS.workflow(name="crew_durable.agent_run", serialization_type=WorkflowSerializationFormat.PORTABLE)
-def _agent_run(spec: dict[str, Any]) -> dict[str, Any]:
-    """One agent run (one ``execute_task``), as a workflow."""
-    with _run_stream(spec), _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
-        result = cast(dict[str, Any], AgentExecutor.invoke(executor, spec["inputs"]))
-        return _finished(spec, executor, result, usage)
-
-
-@DBOS.workflow(name="crew_durable.agent_run_async", serialization_type=WorkflowSerializationFormat.PORTABLE)
-async def _agent_run_async(spec: dict[str, Any]) -> dict[str, Any]:
-    """One agent run started from async code (``aexecute_task``), as a workflow."""
-    with _run_stream(spec), _executor_for(spec) as executor, _usage.collecting_run_usage() as usage:
-        result = await AgentExecutor.invoke_async(executor, spec["inputs"])
-        return _finished(spec, executor, result, usage)
-
-
-@contextmanager
-def _run_stream(spec: dict[str, Any]) -> Iterator[None]:
-    """Send this run's events (task, tools, completions) to its root run's stream."""
-    task = spec["task"]
-    label = _task_label(task) if task is not None else None
-    stream = _stream.stream_for(spec.get("stream"), spec["agent"], label)
-    with _stream.writing_to(stream), _tool_events.observed():
-        _stream.emit("task_started", text=task["description"] if task else None)
-        yield
-
-
-def _finished(
-    spec: dict[str, Any], executor: AgentExecutor, result: dict[str, Any], usage: _usage.RunUsage
-) -> dict[str, Any]:
-    outcome = _outcome(spec, executor, result, usage)
-    output = outcome["output"]
-    text = output["value"] if output["kind"] == "text" else json.dumps(output["value"], ensure_ascii=False)
-    _stream.emit("task_finished", text=text, data={"usage": usage.as_json()["total"]})
-    return outcome
-
-
-@contextmanager
-def _executor_for(spec: dict[str, Any]) -> Iterator[DurableAgentExecutor]:
-    """The executor this run uses, configured from a live caller, or rebuilt for recovery.
-
-    It belongs to this run alone: concurrent runs of one agent (a recovered
-    crew beside its recovered task, async tasks) never share one.
-    """
-    live = _launching.get()
-    if live is not None and _agent_name(live) == spec["agent"]:
-        _launching.set(None)
-        configuration = live._fork()
-    else:
-        agent = _registry.agent(spec["agent"])
-        crew = _registry.crew(spec["crew"]).crew if spec["crew"] else None
-        configuration = _Configuration(
-            agent,
-            task=_task_from_json(spec["task"], agent),
-            crew=crew,
-            raw_tools=_tool_sources.resolve(spec["tools"], agent, crew),
-            prompt=_prompt_from_json(spec["prompt"]),
-            stop_words=spec["stop_words"],
-            response_model=import_model(spec["response_model"]) if spec["response_model"] else None,
-            settings=spec["settings"],
-            callbacks=[TokenCalcHandler(agent._token_process)],
-        )
-    executor = configuration.apply_to(_idle_executors.take(spec["agent"]))
-    try:
-        yield executor
-    finally:
-        _idle_executors.give(spec["agent"], executor)
-
-
-class _Configuration:
-    """What an executor needs for one run, ready to put on a new or reused executor."""
-
-    def __init__(self, agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any) -> None:
-        raw_tools = durable_memory_tools(agent.agent_name, raw_tools)
-        tools = parse_tools(raw_tools)
-        rpm_controller = agent._rpm_controller
-        self.agent = agent
-        self.use_better_compaction = settings["use_better_compaction"]
-        self.fields = {
-            **fields,
-            "agent": agent,
-            "tools": tools,
-            "original_tools": raw_tools,
-            "tools_names": get_tool_names(tools),
-            "tools_description": render_text_description_and_args(tools),
-            "tools_handler": agent.tools_handler,
-            "step_callback": agent.step_callback,
-            "request_within_rpm_limit": rpm_controller.check_or_wait if rpm_controller else None,
-            **{name: value for name, value in settings.items() if name != "use_better_compaction"},
-        }
-
-    def apply_to(self, executor: DurableAgentExecutor | None) -> DurableAgentExecutor:
-        if executor is None:
-            llms = {
-                "llm": fresh(self.agent.llm),
-                "function_calling_llm": fresh(self.agent.function_calling_llm),
-            }
-            executor = DurableAgentExecutor(**self.fields, **llms)
-        else:
-            for name, value in self.fields.items():
-                setattr(executor, name, value)
-            executor.llm = reset(executor.llm, self.agent.llm)
-            executor.function_calling_llm = reset(
-                executor.function_calling_llm, self.agent.function_calling_llm
-            )
-            executor._step_ranges.clear()
-        executor.use_better_compaction = self.use_better_compaction
-        return executor
-
-
-class _IdleExecutors:
-    """Executors of finished runs, kept per agent name for the next run.
-
-    crewAI builds a pydantic state model class for every Flow it
-    constructs (about 10 ms); like crewAI's own agents, durable runs reuse
-    executors, but one per run at a time.
-    """
-
-    def __init__(self, keep: int = 4) -> None:
-        self._keep = keep
-        self._lock = threading.Lock()
-        self._idle: dict[str, list[DurableAgentExecutor]] = {}
-
-    def take(self, agent_name: str) -> DurableAgentExecutor | None:
-        with self._lock:
-            idle = self._idle.get(agent_name)
-            return idle.pop() if idle else None
-
-    def give(self, agent_name: str, executor: DurableAgentExecutor) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(agent_name, [])
-            if len(idle) < self._keep:
-                idle.append(executor)
-
-
-_idle_executors = _IdleExecutors()
-
-
-def _outcome(
-    spec: dict[str, Any], executor: AgentExecutor, result: dict[str, Any], usage: _usage.RunUsage
-) -> dict[str, Any]:
-    outcome = {
-        "output": value_to_json(result["output"]),
-        "messages": [
-            {key: message[key] for key in _MESSAGE_KEYS if key in message}
-            for message in executor.state.messages
-        ],
-        "usage": usage.as_json(),
-        IDENTITY: _identity(spec),
-    }
-    dumps(outcome, f"The output of agent {spec['agent']!r}'s run")
-    return outcome
-
-
-def _identity(spec: dict[str, Any]) -> dict[str, str]:
-    task = spec["task"]
-    return identity("agent", spec["agent"], task["description"] if task else spec["inputs"].get("input"))
-
-
 def _agent_of(executor: AgentExecutor) -> BaseAgent:
     if executor.agent is None:
         raise CrewDurableError("DurableAgentExecutor has no agent: it is created by DBOSAgent.")
     return executor.agent
 
 
-def _agent_name(executor: AgentExecutor) -> str:
-    name = getattr(executor.agent, "agent_name", None)
-    if not isinstance(name, str):
-        raise CrewDurableError(
-            "DurableAgentExecutor runs the agents of DBOSAgent only: wrap the agent with "
-            "DBOSAgent(agent_name=..., orig_agent=agent)."
-        )
-    return name
-
-
 def _prompt_to_json(prompt: SystemPromptResult | StandardPromptResult | None) -> dict[str, Any] | None:
     if prompt is None:
         return None
     return {"system_prompt": isinstance(prompt, SystemPromptResult), **prompt.model_dump()}
-
-
-def _prompt_from_json(data: dict[str, Any] | None) -> SystemPromptResult | StandardPromptResult | None:
-    if data is None:
-        return None
-    fields = {key: value for key, value in data.items() if key != "system_prompt"}
-    return SystemPromptResult(**fields) if data["system_prompt"] else StandardPromptResult(**fields)
 
 
 def _task_to_json(task: Task | None) -> dict[str, Any] | None:
@@ -523,19 +208,3 @@ def _task_to_json(task: Task | None) -> dict[str, Any] | None:
         "name": task.name,
         "human_input": task.human_input,
     }
-
-
-def _task_label(task: dict[str, Any]) -> str:
-    """How events and requests name a task: its name, else the start of its description."""
-    name = task.get("name")
-    if name:
-        return str(name)
-    description = " ".join(str(task["description"]).split())
-    return description if len(description) <= 80 else description[:77] + "..."
-
-
-def _task_from_json(data: dict[str, Any] | None, agent: Any) -> Task | None:
-    """A stand-in for the run's task, for events and hooks; its output goes nowhere."""
-    if data is None:
-        return None
-    return Task(agent=agent, **data)

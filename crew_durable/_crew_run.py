@@ -2,7 +2,7 @@
 
 A kickoff runs crewAI's own ``Crew.kickoff`` on a copy of the registered
 crew made for that run. Every task execution in it is an agent run (see
-``_executor``), so a child workflow whose id DBOS derives from the
+``_agent_run``), so a child workflow whose id DBOS derives from the
 kickoff's. A recovered kickoff replays crewAI's orchestration: finished
 tasks return their recorded outputs, which feed the next tasks' context,
 and the interrupted task resumes inside, at its first unfinished step.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import threading
+import types
+from typing import Any, cast
 
 from dbos import PortableWorkflowError
 
@@ -55,6 +58,14 @@ class RecordedError(Exception):
     by message text, status code and class name, so those three are what is
     kept. ``original`` is the live exception, available only in the process
     where it happened (for ``should_retry`` predicates); it is never stored.
+
+    The error a caller sees, live or replayed, keeps the original's type as
+    far as it can be rebuilt without what it held (see :func:`rebuilt`): an
+    ``openai.AuthenticationError`` comes back as an instance of both
+    ``RecordedError`` and ``openai.AuthenticationError``, so ``except
+    openai.AuthenticationError`` catches it in a recovered run too. Its
+    ``response``, ``request`` and ``body`` are ``None``: they held the
+    request and its headers, which are never recorded.
     """
 
     def __init__(
@@ -64,11 +75,18 @@ class RecordedError(Exception):
         status_code: int | None = None,
         code: str | None = None,
     ) -> None:
-        super().__init__(message)
+        # Not super(): in a rebuilt type the original class comes next, and its
+        # __init__ wants what was not recorded (openai's wants the response).
+        Exception.__init__(self, message)
         self.error_type = error_type
         self.status_code = status_code
         self.code = code if code is not None else error_type.rpartition(".")[2]
         self.original: BaseException | None = None
+        if type(self) is not RecordedError:
+            # What the original type's own __init__ would have set, made safe.
+            for name in ("message", "body", "request", "response", "request_id", "param"):
+                if not isinstance(getattr(type(self), name, None), property):
+                    setattr(self, name, message if name == "message" else None)
 
     @classmethod
     def of(cls, error: BaseException) -> RecordedError:
@@ -77,7 +95,7 @@ class RecordedError(Exception):
             return error
         status = getattr(error, "status_code", None)
         code = getattr(error, "code", None)
-        recorded = cls(
+        recorded = rebuilt(
             str(error),
             f"{type(error).__module__}.{type(error).__qualname__}",
             status if isinstance(status, int) else None,
@@ -92,10 +110,95 @@ class RecordedError(Exception):
         return {"error_type": self.error_type, "status_code": self.status_code, "code": self.code}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.error_type, self.status_code, self.code))
+        return (rebuilt, (str(self), self.error_type, self.status_code, self.code))
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
     def __repr__(self) -> str:
         return f"RecordedError({self.error_type}: {self})"
+
+
+_rebuilt_types: dict[str, type[RecordedError]] = {}
+_rebuilt_lock = threading.Lock()
+
+
+def rebuilt(
+    message: str, error_type: str, status_code: int | None = None, code: str | None = None
+) -> RecordedError:
+    """A recorded error as the caller should see it: of its original type where that is safe.
+
+    ``error_type`` is the original's ``module.QualName``. When that module is
+    already imported (nothing is imported because a record names it) and
+    names an ``Exception`` class, the error is an instance of a subclass of
+    both ``RecordedError`` and that class, built without calling the
+    class's ``__init__``. Otherwise (a class this process does not have, or
+    one that cannot be a base) it is a ``RecordedError`` subclass bearing
+    the original's name and module, so ``type(error).__name__`` and
+    ``error.error_type`` still say what it was.
+    """
+    return recorded_type(error_type)(message, error_type, status_code, code)
+
+
+def recorded_type(error_type: str) -> type[RecordedError]:
+    """The ``RecordedError`` subclass that stands for ``error_type`` in this process."""
+    with _rebuilt_lock:
+        found = _rebuilt_types.get(error_type)
+        if found is None:
+            found = _rebuilt_types[error_type] = _make_type(error_type)
+        return found
+
+
+def _make_type(error_type: str) -> type[RecordedError]:
+    module, qualname = _split(error_type)
+    original = _loaded_class(module, qualname)
+    namespace = {"__module__": module, "__qualname__": qualname}
+    name = qualname.rpartition(".")[2] or "RecordedError"
+    if original is not None:
+        try:
+            return cast(
+                "type[RecordedError]",
+                types.new_class(name, (RecordedError, original), exec_body=lambda ns: ns.update(namespace)),
+            )
+        except TypeError:
+            pass  # a base it cannot share (layout, metaclass, final): keep the name only
+    return cast("type[RecordedError]", type(name, (RecordedError,), dict(namespace)))
+
+
+def _split(error_type: str) -> tuple[str, str]:
+    """``module.Qual.Name`` as (module, qualname): the longest prefix that is a loaded module."""
+    parts = error_type.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
+        if module in sys.modules:
+            return module, ".".join(parts[cut:])
+    module, _, qualname = error_type.rpartition(".")
+    return module, qualname
+
+
+def _loaded_class(module_name: str, qualname: str) -> type[Exception] | None:
+    module = sys.modules.get(module_name)
+    target: Any = module
+    for part in qualname.split("."):
+        if target is None or part.startswith("<"):
+            return None
+        target = getattr(target, part, None)
+    if not (isinstance(target, type) and issubclass(target, Exception)):
+        return None
+    if issubclass(target, (RecordedError, CrewDurableError)):
+        return None
+    return target
+
+
+def typed(error: BaseException) -> BaseException:
+    """``error``, or for a ``RecordedError`` of the plain type, the same record with its type rebuilt."""
+    if type(error) is not RecordedError:
+        return error
+    assert isinstance(error, RecordedError)
+    typed_error = rebuilt(str(error), error.error_type, error.status_code, error.code)
+    typed_error.original = error.original
+    typed_error.__cause__ = error.__cause__
+    return typed_error
 
 
 _TRANSIENT_NAMES = (
@@ -131,8 +234,8 @@ def unwrap_step_error(error: BaseException) -> BaseException:
     last attempt's error is surfaced instead.
     """
     if isinstance(error, DBOSMaxStepRetriesExceeded) and error.errors:
-        return error.errors[-1]
-    return error
+        return typed(error.errors[-1])
+    return typed(error)
 
 
 def from_workflow_error(error: BaseException) -> BaseException:
@@ -145,7 +248,7 @@ def from_workflow_error(error: BaseException) -> BaseException:
     if isinstance(error, PortableWorkflowError):
         data = error.data if isinstance(error.data, dict) else {}
         status, code = data.get("status_code"), data.get("code")
-        recorded = RecordedError(
+        recorded = rebuilt(
             error.message,
             str(data.get("error_type") or error.name),
             status if isinstance(status, int) else None,
@@ -153,4 +256,4 @@ def from_workflow_error(error: BaseException) -> BaseException:
         )
         recorded.__cause__ = error
         return recorded
-    return error
+    return typed(error)

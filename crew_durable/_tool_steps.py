@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import pickle
+import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,6 +27,8 @@ from crew_durable._human_input import decide_tool_call
 from crew_durable._llm import in_workflow
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
+
+logger = logging.getLogger("crew_durable")
 
 ToolSteps = bool | Iterable[str] | Mapping[str, StepConfig]
 """Which tools of a DBOSAgent are steps: all, those named, or those named with their config."""
@@ -100,12 +105,29 @@ class DBOSTool(BaseTool):
             if not decision.approved:
                 return f"A person did not approve this call of {self.name}: {decision.reason}"
         if not self.as_step:
-            return self.wrapped.run(*args, **kwargs)
+            return self._run_durable_tool(args, kwargs)
         try:
             record = DBOS.run_step(self._options(), self._call, args, kwargs)
         except Exception as error:
             raise unwrap_step_error(error) from None
         return value_from_json(json.loads(record))
+
+    def _run_durable_tool(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call a tool that is a DBOS step or workflow itself; a result DBOS cannot pickle is named."""
+        try:
+            return self.wrapped.run(*args, **kwargs)
+        except Exception as error:
+            if not _unpicklable_result(error):
+                raise
+            refusal = NotRecoverableError(
+                f"The tool {self.name!r} is a DBOS step (or workflow) whose result cannot be pickled "
+                f"({error}), so DBOS did not record the call: it ran, but a recovered run would run "
+                "it again. Return plain data from it (str, numbers, lists, dicts, a pydantic model), "
+                "for example str(result); or drop @DBOS.step and select the tool with "
+                f"DBOSAgent(tool_steps=[{self.name!r}]), which records as text what JSON cannot hold."
+            )
+            logger.error("%s", refusal)
+            raise refusal from None
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         try:
@@ -126,6 +148,29 @@ class DBOSTool(BaseTool):
                 should_retry(getattr(error, "original", None) or error)
             )
         return options
+
+
+def _unpicklable_result(error: BaseException) -> bool:
+    """Whether ``error`` is DBOS failing to pickle a step's result (the step itself returned)."""
+    if not isinstance(error, (pickle.PicklingError, TypeError, AttributeError)) or "pickle" not in str(error):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(frame.name == "serialize" and "dbos" in frame.filename for frame in frames)
+
+
+def guard_durable_tools(tools: list[BaseTool]) -> list[BaseTool]:
+    """A run's tools, those that are DBOS steps themselves watched for results DBOS cannot record.
+
+    DBOS pickles a ``@DBOS.step`` tool's result after the call; when that
+    fails, nothing is recorded, and crewAI would hand the model the bare
+    pickling error. The watched tool says which tool it was and what to do.
+    """
+    return [
+        DBOSTool.around(tool, tool.name, as_step=False)
+        if not isinstance(tool, DBOSTool) and is_durable(tool)
+        else tool
+        for tool in tools
+    ]
 
 
 def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -215,13 +260,18 @@ def _names(tool: BaseTool) -> list[str]:
 
 
 def durable_memory_tools(agent_name: str, tools: list[BaseTool]) -> list[BaseTool]:
-    """crewAI's memory tools (search, save) as steps: a save must not be written twice."""
-    return [
-        DBOSTool.around(tool, f"{agent_name}.tool.{tool.name}")
-        if isinstance(tool, (RecallMemoryTool, RememberTool))
-        else tool
-        for tool in tools
-    ]
+    """crewAI's memory tools (search, save) as steps: a save must not be written twice.
+
+    The run's ``@DBOS.step`` tools are watched too (see :func:`guard_durable_tools`).
+    """
+    return guard_durable_tools(
+        [
+            DBOSTool.around(tool, f"{agent_name}.tool.{tool.name}")
+            if isinstance(tool, (RecallMemoryTool, RememberTool))
+            else tool
+            for tool in tools
+        ]
+    )
 
 
 def idempotency_key() -> str:

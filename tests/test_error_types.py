@@ -6,19 +6,24 @@ import json
 import pickle
 import subprocess
 import sys
+import threading
 import uuid
+from typing import Any
 
 import httpx
 import openai
 import pytest
-from dbos import SetWorkflowID
+from crewai import Agent, Task
+from crewai.tools import tool
+from dbos import DBOS, SetWorkflowID
 
-from crew_durable import RecordedError
+from crew_durable import DBOSAgent, RecordedError
 from crew_durable._errors import rebuilt, unwrap_step_error
 from tests.support.apps import rejected
-from tests.support.cassettes import API_KEY, ROOT, played, replay
+from tests.support.cassettes import API_KEY, FAKE_PORT, ROOT, fake_llm, played, replay
 from tests.support.databases import Database
 from tests.support.steps import work_steps
+from tools.fake_openai import serve, tool_call
 
 
 def _authentication_error() -> openai.AuthenticationError:
@@ -134,3 +139,45 @@ def test_a_new_process_replaying_the_run_catches_the_same_type(launched: Databas
         "message": str(first.value),
         "status": 401,
     }
+
+
+lock_calls = {"count": 0}
+
+
+@tool
+@DBOS.step()
+def open_vault(name: str) -> Any:
+    """Open a vault; returns its lock."""
+    lock_calls["count"] += 1
+    return threading.Lock()  # not data: DBOS cannot pickle it
+
+
+vault_keeper = DBOSAgent(
+    agent_name="error_types.vault_keeper",
+    orig_agent=Agent(
+        role="Keeper", goal="Open vaults", backstory="Careful.", tools=[open_vault], llm=fake_llm()
+    ),
+)
+
+
+def _vault_brain(body: dict[str, Any]) -> dict[str, Any]:
+    results = [str(m["content"]) for m in body["messages"] if m["role"] == "tool"]
+    if not results:
+        return {"tool_calls": [tool_call("open_vault", {"name": "north"}, "call_vault")]}
+    return {"content": f"Could not: {results[0]}"}
+
+
+def test_a_step_tool_whose_result_cannot_be_pickled_is_named_with_what_to_do(
+    launched: Database, fixed_ports: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock_calls["count"] = 0
+    task = Task(description="Open the north vault.", expected_output="Done", agent=vault_keeper)
+    with serve(_vault_brain, port=FAKE_PORT) as server, SetWorkflowID(f"vault-{uuid.uuid4()}"):
+        answer = str(vault_keeper.execute_task(task))
+
+    told = next(str(m["content"]) for m in server.requests[-1]["messages"] if m["role"] == "tool")
+    assert "The tool 'open_vault' is a DBOS step" in told
+    assert "cannot be pickled" in told and "str(result)" in told
+    assert "The tool 'open_vault'" in answer
+    assert "The tool 'open_vault'" in caplog.text  # the developer sees it too, not only the model
+    assert lock_calls["count"] == 1

@@ -210,7 +210,10 @@ class CrashTester:
     database). ``around`` is ``"module:attribute"`` of a function returning
     a context manager that each subprocess enters before DBOS launches and
     leaves at its end (a cassette, a mock: it must be active while a
-    recovered run runs). With ``fork_server``, subprocesses are forked from
+    recovered run runs). ``executor_id`` is the subprocesses' DBOS executor
+    id (default DBOS's, ``local``): DBOS recovers at launch the pending
+    runs of its own executor id, so runs killed under different ids stay
+    pending until a process of their id launches. With ``fork_server``, subprocesses are forked from
     a process that imported crewAI and the ``preload`` modules once: much
     faster to start, for modules that do nothing at import but define
     things (no threads, no open connections). ``timeout`` bounds each
@@ -225,6 +228,7 @@ class CrashTester:
     config: str | None = None
     around: str | None = None
     app_name: str = "crew_durable_crash_test"
+    executor_id: str | None = None
     fork_server: bool = False
     preload: Sequence[str] = ()
     timeout: float = _DEFAULT_TIMEOUT
@@ -392,6 +396,7 @@ class CrashTester:
             "config": self.config,
             "around": self.around,
             "app_name": self.app_name,
+            "executor_id": self.executor_id,
         }
         spec_path = Path(f"{prefix}.spec.json")
         spec_path.write_text(json.dumps(spec))
@@ -805,7 +810,8 @@ def _configure(spec: dict[str, Any]) -> None:
         config = _load(spec["config"])
         DBOS(config=config() if callable(config) else config)
     else:
-        DBOS(config=dbos_config(spec["app_name"]))
+        settings = {"executor_id": spec["executor_id"]} if spec["executor_id"] else {}
+        DBOS(config=dbos_config(spec["app_name"], **settings))
 
 
 def _child_main(spec_path: str) -> None:

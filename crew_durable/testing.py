@@ -780,6 +780,15 @@ def _output_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _describe(error: BaseException) -> str:
+    """``"ErrorType: message"``, with the original type of a workflow error DBOS read back."""
+    from dbos import PortableWorkflowError
+
+    if isinstance(error, PortableWorkflowError):
+        return f"{error.name}: {error.message}"
+    return f"{type(error).__name__}: {error}"
+
+
 def _tree(workflow_id: str) -> list[Any]:
     from dbos import DBOS
 
@@ -836,7 +845,7 @@ def _child_main(spec_path: str) -> None:
                         entry["output"] = _output_json(_call(target))
                 except Exception as error:
                     traceback.print_exc()
-                    entry["error"] = f"{type(error).__name__}: {error}"
+                    entry["error"] = _describe(error)
                 entry["tree"] = _tree(workflow_id)
                 entry["steps"] = _flatten(entry["tree"])
                 report[workflow_id] = entry

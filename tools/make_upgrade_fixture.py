@@ -82,7 +82,7 @@ def brain(body: dict[str, Any]) -> dict[str, Any]:
     return calculator.brain(body) if "Calculator" in system else newsroom.brain(body)
 
 
-def tester(database_url: str, directory: Path, ledger_path: Path, **options: Any) -> CrashTester:
+def fixture_tester(database_url: str, directory: Path, ledger_path: Path, **options: Any) -> CrashTester:
     """A crash tester for the fixture's apps, their side effects written to ``ledger_path``."""
     return CrashTester(
         database_url=database_url,
@@ -94,7 +94,7 @@ def tester(database_url: str, directory: Path, ledger_path: Path, **options: Any
     )
 
 
-def side_effects(path: Path) -> dict[str, int]:
+def ledger_counts(path: Path) -> dict[str, int]:
     """How many times each tool's side effect happened, from a ledger file."""
     counts: dict[str, int] = {}
     for entry in ledger.entries(path):
@@ -128,14 +128,14 @@ def make(work: Path) -> tuple[Path, dict[str, Any]]:
             reference_dir.mkdir()
             reference_ledger = reference_dir / "ledger.jsonl"
             reference_url = f"sqlite:///{reference_dir / 'reference.sqlite'}"
-            with tester(reference_url, reference_dir, reference_ledger) as t:
+            with fixture_tester(reference_url, reference_dir, reference_ledger) as t:
                 reference = t.run(run["target"])
             killed_dir = work / f"killed{number}"
             killed_dir.mkdir()
             killed_ledger = killed_dir / "ledger.jsonl"
             # Each run under an executor id of its own: a process launching under
             # another id does not resume it (and the test recovers each on its own).
-            with tester(url, killed_dir, killed_ledger, executor_id=run["workflow_id"]) as t:
+            with fixture_tester(url, killed_dir, killed_ledger, executor_id=run["workflow_id"]) as t:
                 killed = t.run_until_killed(run["target"], workflow_id=run["workflow_id"], **run["kill"])
             in_flight = killed.executed[-1] if "kill_at_step" in run["kill"] else None
             manifest["runs"].append(
@@ -144,12 +144,12 @@ def make(work: Path) -> tuple[Path, dict[str, Any]]:
                     "killed_in": killed.killed_in,
                     "executed_before_kill": killed.executed,
                     "in_flight": in_flight,
-                    "side_effects_before_kill": side_effects(killed_ledger),
+                    "side_effects_before_kill": ledger_counts(killed_ledger),
                     "uninterrupted": {
                         "output": reference.output,
                         "steps": reference.steps,
                         "executed": reference.executed,
-                        "side_effects": side_effects(reference_ledger),
+                        "side_effects": ledger_counts(reference_ledger),
                     },
                 }
             )

@@ -161,3 +161,29 @@ def test_a_record_of_a_future_format_is_refused_naming_both_formats(
     assert f"format {future}" in report.error and f"format {FORMAT}" in report.error
     assert server_requests == 0 and report.requests == {}
     assert ledger.entries(tmp_path / "ledger.jsonl") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="crewAI retries the refused task: Agent.execute_task catches the error and runs the task "
+    "again under <id>-retry-1, a fresh run that pays for its completions and runs its tools again. "
+    "DBOSAgent must not let crewAI retry a CrewDurableError (it comes back from the task's workflow "
+    "as a RecordedError of error_type crew_durable._errors.RecordFormatError).",
+)
+def test_a_crew_whose_task_record_is_of_a_future_format_is_refused_without_running_anything(
+    tmp_path: Path, fixed_ports: None
+) -> None:
+    fixture = FIXTURES[-1]
+    runs = json.loads(fixture.with_suffix(".json").read_text())["runs"]
+    run = next(r for r in runs if r["workflow_id"] == "upgrade-crew-mid-task")
+    url = _copy(fixture, tmp_path)
+
+    def from_the_future(record: dict[str, Any]) -> None:
+        record["result"]["format"] = FORMAT + 1
+
+    assert _rewrite_step_records(url, f"{run['workflow_id']}-4", from_the_future) == 1  # the writer's task
+    report, server_requests = _recover(url, tmp_path, run, check=False)
+
+    assert report.error is not None and "RecordFormatError" in report.error
+    assert server_requests == 0
+    assert ledger.entries(tmp_path / "ledger.jsonl") == []

@@ -82,6 +82,7 @@ __all__ = [
     "crash_tester",
     "pause_here",
     "target_path",
+    "wait_to_be_killed",
 ]
 
 Target = str | Callable[[], Any]
@@ -638,9 +639,18 @@ def _pause(description: str) -> None:
     """Tell the test process this process reached its kill point, and wait to be killed."""
     _paused.set()
     marker = os.environ.get(PAUSE_MARKER)
-    if marker:
-        partial = Path(f"{marker}.tmp")
-        partial.write_text(description)
+    wait_to_be_killed(Path(marker) if marker else None, description)
+
+
+def wait_to_be_killed(marker: Path | None, note: str = "") -> None:
+    """Write ``note`` to ``marker`` (atomically: the file appears complete) and never return.
+
+    The process waits there, in the middle of whatever called it, until the
+    test process that watches ``marker`` kills it.
+    """
+    if marker is not None:
+        partial = marker.with_name(f"{marker.name}.tmp")
+        partial.write_text(note)
         partial.replace(marker)
     while True:
         time.sleep(60)

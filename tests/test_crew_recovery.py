@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from crew_durable.testing import RunReport
 from tests.support import ledger
+from tests.support.apps import newsroom
 from tests.support.databases import Database, create
-from tests.support.processes import Harness
+from tests.support.processes import Harness, crash_tester
 
 UNINTERRUPTED_REQUESTS = 4
 
@@ -28,34 +30,51 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _reference
 
 
+_reference_runs: list[RunReport] = []
+
+
+def reference_run(directory: Path) -> RunReport:
+    """The newsroom kickoff run once to the end through crew_durable.testing (once per session)."""
+    if not _reference_runs:
+        database = create("sqlite", directory)
+        with crash_tester(database, directory / "reference", cassette="newsroom.kickoff") as tester:
+            _reference_runs.append(tester.run(newsroom.kickoff))
+    return _reference_runs[0]
+
+
 @pytest.mark.parametrize(
-    ("kill_point", "kill"),
+    ("kill_point", "kill", "requests_after_kill"),
     [
-        ("inside the first task's loop", {"pause_at_request": 2}),
-        ("right after the first task finished", {"pause_at_request": 3}),
-        ("inside the second task's tool step", {"pause_in_tool": "publish"}),
+        ("inside the first task's loop", {"kill_at_step": 3}, {"researcher": 1, "writer": 2}),
+        ("right after the first task finished", {"kill_at_step": 4}, {"writer": 2}),
+        ("inside the second task's tool step", {"kill_in_tool": "publish"}, {"writer": 1}),
     ],
 )
 def test_a_killed_kickoff_resumes_where_it_stopped(
     kill_point: str,
     kill: dict[str, Any],
-    uninterrupted: dict[str, Any],
+    requests_after_kill: dict[str, int],
     system_database: Database,
     tmp_path: Path,
 ) -> None:
-    harness = Harness(system_database, tmp_path)
-    workflow_id = f"newsroom-{uuid.uuid4()}"
-    harness.run_until_killed("newsroom", "kickoff", workflow_id, **kill)
-    requests_before_kill = harness.requests()
-    report = harness.run("recover", "newsroom", "kickoff", workflow_id)
+    """Through crew_durable.testing, as users test their crews (the step in flight is counted twice)."""
+    reference = reference_run(tmp_path.parent)
+    with crash_tester(system_database, tmp_path, cassette="newsroom.kickoff") as tester:
+        report = tester.crash_and_recover(newsroom.kickoff, **kill)
 
-    assert report["result"] == uninterrupted["result"]  # raw, pydantic, tasks' outputs, token usage
-    assert report["steps"] == uninterrupted["steps"]
-    assert harness.requests() <= UNINTERRUPTED_REQUESTS + 1
-    if requests_before_kill >= 3:  # the research task had finished: nothing of it runs again
-        assert harness.requests() - requests_before_kill <= 2
-    assert ledger.count(harness.ledger, "search_news") == 1
-    assert ledger.count(harness.ledger, "publish") == 1
+    assert report.output == reference.output  # raw, pydantic, tasks' outputs, token usage
+    assert report.steps == reference.steps
+    llm = {
+        "researcher": "newsroom.topic_researcher.llm",
+        "writer": "newsroom.topic_writer.llm",
+    }
+    assert report.requests_after_kill == {llm[agent]: count for agent, count in requests_after_kill.items()}
+    assert report.requests == {
+        name: count + (report.killed_in == f"step {kill.get('kill_at_step')} ({name})")
+        for name, count in reference.requests.items()
+    }
+    assert ledger.count(tmp_path / "ledger.jsonl", "search_news") == 1
+    assert ledger.count(tmp_path / "ledger.jsonl", "publish") == 1
 
 
 def test_calling_a_kickoff_that_is_being_recovered_returns_as_soon_as_it_finishes(

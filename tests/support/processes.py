@@ -1,8 +1,14 @@
-"""Drive harness processes from tests: start, pause, SIGKILL, recover.
+"""Drive test processes: start, pause, SIGKILL, recover.
 
-Processes come from the fork server (see ``forkserver.py``): real, separate
-processes that start in a fraction of a second because crewAI is already
-imported in the process they are forked from.
+Two ways, sharing their machinery with :mod:`crew_durable.testing`:
+
+- :func:`crash_tester`: the public ``crew_durable.testing.CrashTester`` set
+  up for the test apps (cassette, ledger, apps preloaded in its fork
+  server). New crash tests use it, as users do.
+- :class:`Harness`: the older app/scenario harness (``harness.py``), whose
+  processes come from ``forkserver.py``: real, separate processes that start
+  in a fraction of a second because crewAI is already imported in the
+  process they are forked from.
 """
 
 from __future__ import annotations
@@ -10,22 +16,63 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import pkgutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dbos import DBOSClient
 
+import tests.support.apps as apps
+from crew_durable.testing import CrashTester, _alive
 from tests.support import harness, kill_points, ledger
-from tests.support.cassettes import ROOT
+from tests.support.cassettes import ROOT, replay
 from tests.support.databases import Database
 from tests.support.steps import BOOKKEEPING
+
+CASSETTE = "CREW_DURABLE_TEST_CASSETTE"
+"""Environment: the project cassette each crash-test process replays (see :func:`crash_tester`)."""
+
+
+def _preloadable_apps() -> tuple[str, ...]:
+    """The test apps a fork server may import (not those that open files at import)."""
+    return tuple(
+        f"{apps.__name__}.{module.name}"
+        for module in pkgutil.iter_modules(apps.__path__)
+        if "FORK_SERVER = False" not in Path(apps.__path__[0], f"{module.name}.py").read_text()
+    )
+
+
+def cassette_from_environment() -> AbstractContextManager[Any]:
+    """The ``around`` of :func:`crash_tester`: replay the cassette ``$CREW_DURABLE_TEST_CASSETTE``."""
+    return replay(os.environ[CASSETTE])
+
+
+def crash_tester(database: Database, directory: Path, cassette: str, **options: Any) -> CrashTester:
+    """A :class:`crew_durable.testing.CrashTester` for the test apps.
+
+    On ``database``, its files in ``directory``, each process replaying the
+    project cassette ``cassette`` (e.g. ``"newsroom.kickoff"``) from before
+    DBOS launches, the apps' side effects in ``directory / "ledger.jsonl"``,
+    and the apps preloaded in its fork server.
+    """
+    env = {CASSETTE: cassette, ledger.ENV: str(directory / "ledger.jsonl"), **options.pop("env", {})}
+    return CrashTester(
+        database_url=database.url,
+        directory=directory,
+        env=env,
+        around=f"{__name__}:cassette_from_environment",
+        fork_server=True,
+        preload=_preloadable_apps(),
+        **options,
+    )
 
 
 class ForkServer:
@@ -68,15 +115,6 @@ class ForkServer:
     def wait(self, pid: int) -> int:
         with self._lock:
             return int(self._request_line({"wait": pid})["status"])
-
-
-def _alive(pid: int) -> bool:
-    """Whether a child of the fork server is still running (not exited, not a zombie)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 @dataclass

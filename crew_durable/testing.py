@@ -10,8 +10,8 @@ bodies ran in each process and how many completions each LLM requested::
 
     def test_report_crew_recovers(tmp_path):
         report = crash_and_recover("myapp.crews:write_report", kill_in_tool="publish", directory=tmp_path)
-        assert report.output["raw"].startswith("Published")
-        assert report.requests_after_kill == {"myapp.writer.llm": 1}   # nothing before the kill again
+        assert report.output["raw"].startswith("Published")        # a CrewOutput, as JSON
+        assert report.requests_after_kill == {"report.writer.llm": 1}   # no finished completion again
 
 The *target* is what your application calls to run the crew: a function
 without arguments in an importable module, given as ``"module:function"``
@@ -32,7 +32,15 @@ The kill points:
   own. That step is in flight: it was not recorded, and the recovered run
   runs it again. Steps replayed from the database are not counted.
 - ``kill_in_tool="name"``: the process stops when the tool ``name`` (crewAI's
-  tool name) starts running, inside its step if it is one.
+  tool name) is called, before its body runs (inside its step, for a
+  ``tool_steps`` tool). Nothing of that call is recorded: the recovered run
+  calls it again. :func:`pause_here` marks a kill point of your own, in any
+  code the run reaches, under a name ``kill_in_tool`` can give.
+
+Requests are counted where completions start: each completion step body
+(``DBOSLLM``), each attempt of it, in each process. The completion in
+flight at a kill counts in both processes, even if the kill came before
+its request reached the model.
 
 Pytest users can also take the ``crash_tester`` fixture (add
 ``pytest_plugins = ["crew_durable.testing"]`` to ``conftest.py``): a
@@ -821,10 +829,18 @@ def _flatten(tree: list[Any]) -> list[str]:
 
 
 def _configure(spec: dict[str, Any]) -> None:
-    from dbos import DBOS
+    from dbos import DBOS, _dbos
 
     from crew_durable import dbos_config
 
+    if _dbos._dbos_global_instance is not None:
+        raise CrashTestError(
+            f"DBOS was configured while importing {', '.join(spec['targets'].values())}: a crash test "
+            "configures DBOS itself, on the test's database, and the configuration made at import "
+            "would win. Configure and launch DBOS in your application's entry point (a main "
+            "function, or under `if __name__ == '__main__':`), not at import; pass config= to the "
+            "crash test for settings of your own."
+        )
     if spec["config"]:
         config = _load(spec["config"])
         DBOS(config=config() if callable(config) else config)

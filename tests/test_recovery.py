@@ -6,8 +6,9 @@ import uuid
 from pathlib import Path
 
 from tests.support import ledger
+from tests.support.apps import calculator
 from tests.support.databases import Database
-from tests.support.processes import Harness
+from tests.support.processes import Harness, crash_tester
 
 UNINTERRUPTED_REQUESTS = 3
 STEPS = ["calculator.llm", "multiplier", "calculator.llm", "calculator.llm"]
@@ -35,17 +36,15 @@ def test_killed_after_a_step_tool_resumes_without_repeating_it(
 
 
 def test_a_plain_tool_runs_again_when_its_run_is_recovered(system_database: Database, tmp_path: Path) -> None:
-    harness = Harness(system_database, tmp_path)
-    workflow_id = f"task-{uuid.uuid4()}"
+    # Step 4 is the completion that follows the plain adder tool, which is not a step.
+    with crash_tester(system_database, tmp_path, cassette="calculator.execute_task") as tester:
+        report = tester.crash_and_recover(calculator.execute_task, kill_at_step=4)
 
-    # Request 3 follows the plain adder tool, which is not a step.
-    harness.run_until_killed("calculator", "execute_task", workflow_id, pause_at_request=3)
-    report = harness.run("recover", "calculator", "execute_task", workflow_id)
-
-    assert report["result"] == "17"
-    assert harness.requests() == UNINTERRUPTED_REQUESTS + 1
-    assert ledger.count(harness.ledger, "multiplier") == 1
-    assert ledger.count(harness.ledger, "adder") == 2
+    assert report.output == "17"
+    assert report.steps == STEPS
+    assert report.requests_after_kill == {"calculator.llm": 1}  # only the one in flight
+    assert ledger.count(tmp_path / "ledger.jsonl", "multiplier") == 1
+    assert ledger.count(tmp_path / "ledger.jsonl", "adder") == 2
 
 
 def test_a_recorded_provider_error_replays_as_the_same_kind_of_error(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,13 @@ from crew_durable._protocol import (
     ATTR_REQUEST,
     ATTR_RUN,
     ATTR_WAITING,
+    FLOW_KICKOFF_WORKFLOW,
     KICKOFF_WORKFLOW,
     STREAM_KEY,
     WAITING_WORKFLOWS,
     InputKind,
     InputRequest,
+    RunKind,
     StreamEvent,
     answer,
     run_attributes,
@@ -228,25 +231,56 @@ class CrewClient:
         The options are DBOS's (see ``DBOSCrew.enqueue``); a run without an
         ``application_version`` is run by executors of the latest version.
         """
+        options = _EnqueueOptions(run_id, deduplication_id, priority, timeout_seconds, application_version)
+        return self._enqueue(
+            KICKOFF_WORKFLOW, "crew", crew_name, inputs, queue_name, options, {"record_tasks": True}
+        )
+
+    def enqueue_flow(
+        self,
+        flow_name: str,
+        inputs: dict[str, Any] | None = None,
+        *,
+        queue_name: str,
+        run_id: str | None = None,
+        deduplication_id: str | None = None,
+        priority: int | None = None,
+        timeout_seconds: float | None = None,
+        application_version: str | None = None,
+    ) -> RunHandle:
+        """Put a kickoff of the flow ``flow_name`` (a ``DBOSFlow``) on a DBOS queue, as :meth:`enqueue`."""
+        options = _EnqueueOptions(run_id, deduplication_id, priority, timeout_seconds, application_version)
+        return self._enqueue(FLOW_KICKOFF_WORKFLOW, "flow", flow_name, inputs, queue_name, options, None)
+
+    def _enqueue(
+        self,
+        workflow_name: str,
+        kind: RunKind,
+        name: str,
+        inputs: dict[str, Any] | None,
+        queue_name: str,
+        given: _EnqueueOptions,
+        run: dict[str, Any] | None,
+    ) -> RunHandle:
         checked = dict(inputs or {})
-        dumps(checked, f"The kickoff inputs of crew {crew_name!r}")
-        run_id = run_id or str(uuid.uuid4())
+        dumps(checked, f"The kickoff inputs of {kind} {name!r}")
+        run_id = given.run_id or str(uuid.uuid4())
         options: EnqueueOptions = {
-            "workflow_name": KICKOFF_WORKFLOW,
+            "workflow_name": workflow_name,
             "queue_name": queue_name,
             "workflow_id": run_id,
-            "attributes": run_attributes("crew", crew_name, run_id),
+            "attributes": run_attributes(kind, name, run_id),
             "serialization_type": WorkflowSerializationFormat.PORTABLE,
         }
-        if deduplication_id is not None:
-            options["deduplication_id"] = deduplication_id
-        if priority is not None:
-            options["priority"] = priority
-        if timeout_seconds is not None:
-            options["workflow_timeout"] = timeout_seconds
-        if application_version is not None:
-            options["app_version"] = application_version
-        self._dbos.enqueue(options, crew_name, checked, {"record_tasks": True})
+        if given.deduplication_id is not None:
+            options["deduplication_id"] = given.deduplication_id
+        if given.priority is not None:
+            options["priority"] = given.priority
+        if given.timeout_seconds is not None:
+            options["workflow_timeout"] = given.timeout_seconds
+        if given.application_version is not None:
+            options["app_version"] = given.application_version
+        self._dbos.enqueue(options, name, checked, run)
         return RunHandle(self, run_id)
 
     def cancel(self, run_id: str) -> None:
@@ -351,6 +385,17 @@ def _open_request_of(status: WorkflowStatus | None) -> InputRequest | None:
         return None
     data = status.attributes.get(ATTR_REQUEST)
     return InputRequest.from_json(data) if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class _EnqueueOptions:
+    """DBOS's options for one enqueued run (see ``CrewClient.enqueue``)."""
+
+    run_id: str | None
+    deduplication_id: str | None
+    priority: int | None
+    timeout_seconds: float | None
+    application_version: str | None
 
 
 def _decided(decision: dict[str, Any] | None) -> str:

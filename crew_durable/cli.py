@@ -305,15 +305,17 @@ def enqueue(
     queue: Annotated[str, typer.Option(help="The DBOS queue its workers consume.")],
     inputs: Annotated[str, typer.Option(help="The kickoff inputs, as a JSON object.")] = "{}",
     run_id: Annotated[str | None, typer.Option(help="The run's id (an existing id gives that run).")] = None,
+    flow: Annotated[bool, typer.Option("--flow", help="CREW names a DBOSFlow, not a DBOSCrew.")] = False,
     db: Db = None,
 ) -> None:
-    """Put a kickoff of a crew on a queue; prints the run id."""
+    """Put a kickoff of a crew (or, with --flow, of a flow) on a queue; prints the run id."""
     try:
         parsed = json.loads(inputs)
     except ValueError as error:
         raise typer.BadParameter(f"--inputs is not JSON: {error}") from None
     with _client(db) as client:
-        handle = client.enqueue(crew, parsed, queue_name=queue, run_id=run_id)
+        start = client.enqueue_flow if flow else client.enqueue
+        handle = start(crew, parsed, queue_name=queue, run_id=run_id)
     _out().print(handle.workflow_id)
 
 

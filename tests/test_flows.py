@@ -12,8 +12,10 @@ import pytest
 from crewai.flow.flow import Flow, listen, or_, start
 from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from dbos import DBOS, SetWorkflowID
+from typer.testing import CliRunner
 
 from crew_durable import DBOSLLM, CrewClient, DatabaseNotReadyError, DBOSFlow, NotRecoverableError
+from crew_durable.cli import app
 from tests.support import ledger
 from tests.support.apps import desk, pipeline
 from tests.support.cassettes import FAKE_PORT, fake_llm, played, replay
@@ -382,3 +384,20 @@ def test_async_methods_and_or_listeners_take_turns_and_replay_the_same(
     assert race.state is not None and race.state["winner"] == "fast"  # in definition order, every time
     assert [name for name, _ in _method_runs(workflow_id)] == ["race.fast", "race.slow", "race.first"]
     assert [e["tool"] for e in ledger.entries(side_effects)] == ["fast", "slow", "first"]  # each once
+
+
+def test_a_process_without_the_flow_code_enqueues_a_flow_run(launched: Database, side_effects: Path) -> None:
+    DBOS.register_queue("flows")  # this process is also the worker of the queue
+    run_id, by_cli = f"pipeline-queued-{uuid.uuid4()}", f"pipeline-cli-{uuid.uuid4()}"
+    with replay("pipeline.kickoff"), CrewClient(launched.url) as client:
+        handle = client.enqueue_flow("pipeline", {"topic": "tides"}, queue_name="flows", run_id=run_id)
+        assert handle.get_workflow_id() == run_id
+        assert client.result(run_id) == EXPECTED["result"]
+        [run] = [r for r in client.runs(name="pipeline") if r.run_id == run_id]
+        assert run.kind == "flow"
+    with replay("pipeline.kickoff"), CrewClient(launched.url) as client:
+        command = ["enqueue", "pipeline", "--flow", "--queue", "flows", "--run-id", by_cli]
+        printed = CliRunner().invoke(app, [*command, "--inputs", '{"topic": "tides"}', "--db", launched.url])
+        assert printed.exit_code == 0, printed.output
+        assert printed.output.strip() == by_cli
+        assert client.result(by_cli) == EXPECTED["result"]

@@ -849,6 +849,26 @@ def _configure(spec: dict[str, Any]) -> None:
         DBOS(config=dbos_config(spec["app_name"], **settings))
 
 
+def _resumed_here(workflow_id: str) -> bool:
+    """Whether the run exists; refuses a pending run this process's DBOS would never resume."""
+    from dbos import DBOS
+    from dbos._utils import GlobalParams
+
+    status = DBOS.get_workflow_status(workflow_id)
+    if status is None:
+        return False  # killed before its workflow started: calling the target starts it
+    theirs = (status.app_version, status.executor_id)
+    mine = (GlobalParams.app_version, GlobalParams.executor_id)
+    if status.status == "PENDING" and theirs != mine:
+        raise CrashTestError(
+            f"The run {workflow_id} is pending under application version {theirs[0]!r} and executor "
+            f"id {theirs[1]!r}; this process is {mine[0]!r}, {mine[1]!r}, and DBOS resumes at launch "
+            "only the runs of its own version and executor id. Give the recovering CrashTester the "
+            "executor_id (and config) the run was started with."
+        )
+    return True
+
+
 def _child_main(spec_path: str) -> None:
     from dbos import DBOS, SetWorkflowID
 
@@ -865,7 +885,7 @@ def _child_main(spec_path: str) -> None:
             for workflow_id, target in targets.items():
                 entry: dict[str, Any] = {}
                 try:
-                    if spec["mode"] == "recover" and DBOS.get_workflow_status(workflow_id) is not None:
+                    if spec["mode"] == "recover" and _resumed_here(workflow_id):
                         DBOS.retrieve_workflow(workflow_id).get_result(polling_interval_sec=0.05)
                     with SetWorkflowID(workflow_id):
                         entry["output"] = _output_json(_call(target))

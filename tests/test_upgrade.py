@@ -7,8 +7,9 @@ what the uninterrupted run returns, records and does. Like Temporal's
 ``Replayer`` over stored histories, each test copies a fixture, recovers a
 run under the current code in a fresh process and checks that it finished
 as the uninterrupted run did, running only what had not finished: no
-finished completion requested again (counted at the fake server and per
-LLM), no finished tool's side effect again (the ledger).
+finished completion requested again (step bodies counted per LLM; the app's
+cassette refuses any request the uninterrupted run did not make), no
+finished tool's side effect again (the ledger).
 
 A release that changes the record format adds a fixture and keeps the old
 ones: it must recover their runs, or refuse them with a ``RecordFormatError``
@@ -29,11 +30,11 @@ from typing import Any
 import pytest
 
 from crew_durable import RecordFormatError
+from crew_durable._config import APPLICATION_VERSION
 from crew_durable._protocol import FORMAT
+from crew_durable.testing import CrashTestError, RunReport
 from tests.support import ledger
-from tests.support.cassettes import FAKE_PORT
-from tools.fake_openai import serve
-from tools.make_upgrade_fixture import brain, fixture_tester, ledger_counts
+from tools.make_upgrade_fixture import fixture_tester, ledger_counts
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("upgrade-r*.sqlite"))
 RUNS = [
@@ -63,16 +64,15 @@ def _copy(fixture: Path, directory: Path) -> str:
     return f"sqlite:///{database}"
 
 
-def _recover(url: str, directory: Path, run: dict[str, Any], check: bool = True) -> Any:
-    """Recover one run of the fixture in a fresh process (launched under the run's executor id)."""
-    with (
-        serve(brain, FAKE_PORT) as server,
-        fixture_tester(
-            url, directory, directory / "ledger.jsonl", executor_id=run["workflow_id"]
-        ) as crash_tester,
-    ):
-        report = crash_tester.recover(run["target"], run["workflow_id"], check=check)
-    return report, len(server.requests)
+def _recover(url: str, directory: Path, run: dict[str, Any], check: bool = True) -> RunReport:
+    """Recover one run of the fixture in a fresh process (launched under the run's executor id),
+    its app's completions served from the app's cassette: a request that differs from the
+    uninterrupted run's fails."""
+    ledger_path = directory / "ledger.jsonl"
+    with fixture_tester(
+        url, directory, ledger_path, run["target"], executor_id=run["workflow_id"]
+    ) as crash_tester:
+        return crash_tester.recover(run["target"], run["workflow_id"], check=check)
 
 
 def test_the_fixtures_are_small_and_hold_pending_runs() -> None:
@@ -96,10 +96,17 @@ def test_the_fixtures_are_small_and_hold_pending_runs() -> None:
     ("fixture", "run"), RUNS, ids=[f"{fixture.stem}-{run['workflow_id']}" for fixture, run in RUNS]
 )
 def test_a_run_left_pending_by_a_stored_database_recovers(
-    fixture: Path, run: dict[str, Any], tmp_path: Path, fixed_ports: None
+    fixture: Path, run: dict[str, Any], tmp_path: Path
 ) -> None:
+    recorded_under = json.loads(fixture.with_suffix(".json").read_text())["application_version"]
+    assert recorded_under == APPLICATION_VERSION, (
+        f"{fixture.name}'s runs are pending under application version {recorded_under}, and this code "
+        f"launches as {APPLICATION_VERSION}: DBOS would not resume them. A release that changes the "
+        "record format decides here: recover them (read their format and resume them), or refuse "
+        "them with a RecordFormatError naming both formats, and tests it."
+    )
     url = _copy(fixture, tmp_path)
-    report, server_requests = _recover(url, tmp_path, run)
+    report = _recover(url, tmp_path, run)
     uninterrupted = run["uninterrupted"]
 
     assert essentials(report.output) == essentials(uninterrupted["output"])
@@ -110,7 +117,6 @@ def test_a_run_left_pending_by_a_stored_database_recovers(
     if run["in_flight"] is not None:
         finished[run["in_flight"]] -= 1
     assert Counter(report.executed) == Counter(uninterrupted["executed"]) - finished
-    assert sum(report.requests.values()) == server_requests
     # Each side effect happened once in all: before the kill or in the recovery.
     after = Counter(ledger_counts(tmp_path / "ledger.jsonl"))
     expected = Counter(uninterrupted["side_effects"]) - Counter(run["side_effects_before_kill"])
@@ -140,9 +146,7 @@ def _rewrite_step_records(url: str, workflow_id: str, change: Any) -> int:
     return changed
 
 
-def test_a_record_of_a_future_format_is_refused_naming_both_formats(
-    tmp_path: Path, fixed_ports: None
-) -> None:
+def test_a_record_of_a_future_format_is_refused_naming_both_formats(tmp_path: Path) -> None:
     """A run whose records a newer crew_durable wrote fails at the first one, saying so; nothing runs."""
     fixture = FIXTURES[-1]
     run = next(
@@ -155,11 +159,11 @@ def test_a_record_of_a_future_format_is_refused_naming_both_formats(
         record["result"]["format"] = future
 
     assert _rewrite_step_records(url, run["workflow_id"], from_the_future) >= 1
-    report, server_requests = _recover(url, tmp_path, run, check=False)
+    report = _recover(url, tmp_path, run, check=False)
 
     assert report.error is not None and report.error.startswith(RecordFormatError.__name__)
     assert f"format {future}" in report.error and f"format {FORMAT}" in report.error
-    assert server_requests == 0 and report.requests == {}
+    assert report.requests == {}
     assert ledger.entries(tmp_path / "ledger.jsonl") == []
 
 
@@ -171,7 +175,7 @@ def test_a_record_of_a_future_format_is_refused_naming_both_formats(
     "as a RecordedError of error_type crew_durable._errors.RecordFormatError).",
 )
 def test_a_crew_whose_task_record_is_of_a_future_format_is_refused_without_running_anything(
-    tmp_path: Path, fixed_ports: None
+    tmp_path: Path,
 ) -> None:
     fixture = FIXTURES[-1]
     runs = json.loads(fixture.with_suffix(".json").read_text())["runs"]
@@ -182,8 +186,19 @@ def test_a_crew_whose_task_record_is_of_a_future_format_is_refused_without_runni
         record["result"]["format"] = FORMAT + 1
 
     assert _rewrite_step_records(url, f"{run['workflow_id']}-4", from_the_future) == 1  # the writer's task
-    report, server_requests = _recover(url, tmp_path, run, check=False)
+    report = _recover(url, tmp_path, run, check=False)
 
     assert report.error is not None and "RecordFormatError" in report.error
-    assert server_requests == 0
+    assert report.requests == {}
     assert ledger.entries(tmp_path / "ledger.jsonl") == []
+
+
+def test_recovering_under_another_executor_id_says_why_the_run_is_not_resumed(tmp_path: Path) -> None:
+    """crew_durable.testing fails at once, rather than waiting for a run DBOS will never resume."""
+    run = RUNS[-1][1]
+    url = _copy(RUNS[-1][0], tmp_path)
+    with (
+        fixture_tester(url, tmp_path, tmp_path / "ledger.jsonl", run["target"]) as crash_tester,
+        pytest.raises(CrashTestError, match=f"executor id '{run['workflow_id']}'"),
+    ):
+        crash_tester.recover(run["target"], run["workflow_id"])

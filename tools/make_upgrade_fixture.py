@@ -11,8 +11,9 @@ it: the script refuses to replace one (``--force`` does, for a format not yet
 released).
 
 The database holds three pending runs, each killed with ``SIGKILL`` by
-:mod:`crew_durable.testing`, against the fake OpenAI server answering with
-:func:`brain`:
+:mod:`crew_durable.testing`, the apps' completions served from their
+cassettes (the committed ``upgrade-r2`` was made against the fake OpenAI
+server answering with :func:`brain`, which served the same answers):
 
 - ``upgrade-crew-mid-task``: the newsroom crew (two tasks, ``@DBOS.step``
   tools, a pydantic output), killed while the second task's last completion
@@ -48,8 +49,8 @@ from crew_durable._protocol import FORMAT
 from crew_durable.testing import CrashTester
 from tests.support import ledger
 from tests.support.apps import calculator, newsroom
-from tests.support.cassettes import FAKE_PORT, ROOT
-from tools.fake_openai import serve
+from tests.support.cassettes import ROOT
+from tests.support.processes import CASSETTE
 
 FIXTURES = ROOT / "tests" / "fixtures"
 PRELOAD = ("tests.support.apps.newsroom", "tests.support.apps.calculator")
@@ -82,12 +83,22 @@ def brain(body: dict[str, Any]) -> dict[str, Any]:
     return calculator.brain(body) if "Calculator" in system else newsroom.brain(body)
 
 
-def fixture_tester(database_url: str, directory: Path, ledger_path: Path, **options: Any) -> CrashTester:
-    """A crash tester for the fixture's apps, their side effects written to ``ledger_path``."""
+def cassette_of(target: str) -> str:
+    """The project cassette a test app's scenario replays: ``tests.support.apps.newsroom:kickoff`` ->
+    ``newsroom.kickoff``."""
+    module, _, function = target.partition(":")
+    return f"{module.rpartition('.')[2]}.{function}"
+
+
+def fixture_tester(
+    database_url: str, directory: Path, ledger_path: Path, target: str, **options: Any
+) -> CrashTester:
+    """A crash tester for the app of ``target``: its cassette replayed, side effects in ``ledger_path``."""
     return CrashTester(
         database_url=database_url,
         directory=directory,
-        env={ledger.ENV: str(ledger_path)},
+        env={ledger.ENV: str(ledger_path), CASSETTE: cassette_of(target)},
+        around="tests.support.processes:cassette_from_environment",
         fork_server=True,
         preload=PRELOAD,
         **options,
@@ -122,37 +133,39 @@ def make(work: Path) -> tuple[Path, dict[str, Any]]:
         "made_with": {name: importlib.metadata.version(name) for name in ("crew_durable", "crewai", "dbos")},
         "runs": [],
     }
-    with serve(brain, FAKE_PORT):
-        for number, run in enumerate(RUNS, 1):
-            reference_dir = work / f"reference{number}"
-            reference_dir.mkdir()
-            reference_ledger = reference_dir / "ledger.jsonl"
-            reference_url = f"sqlite:///{reference_dir / 'reference.sqlite'}"
-            with fixture_tester(reference_url, reference_dir, reference_ledger) as t:
-                reference = t.run(run["target"])
-            killed_dir = work / f"killed{number}"
-            killed_dir.mkdir()
-            killed_ledger = killed_dir / "ledger.jsonl"
-            # Each run under an executor id of its own: a process launching under
-            # another id does not resume it (and the test recovers each on its own).
-            with fixture_tester(url, killed_dir, killed_ledger, executor_id=run["workflow_id"]) as t:
-                killed = t.run_until_killed(run["target"], workflow_id=run["workflow_id"], **run["kill"])
-            in_flight = killed.executed[-1] if "kill_at_step" in run["kill"] else None
-            manifest["runs"].append(
-                {
-                    **run,
-                    "killed_in": killed.killed_in,
-                    "executed_before_kill": killed.executed,
-                    "in_flight": in_flight,
-                    "side_effects_before_kill": ledger_counts(killed_ledger),
-                    "uninterrupted": {
-                        "output": reference.output,
-                        "steps": reference.steps,
-                        "executed": reference.executed,
-                        "side_effects": ledger_counts(reference_ledger),
-                    },
-                }
-            )
+    # The apps' completions are served from their cassettes, in each process.
+    for number, run in enumerate(RUNS, 1):
+        reference_dir = work / f"reference{number}"
+        reference_dir.mkdir()
+        reference_ledger = reference_dir / "ledger.jsonl"
+        reference_url = f"sqlite:///{reference_dir / 'reference.sqlite'}"
+        with fixture_tester(reference_url, reference_dir, reference_ledger, run["target"]) as t:
+            reference = t.run(run["target"])
+        killed_dir = work / f"killed{number}"
+        killed_dir.mkdir()
+        killed_ledger = killed_dir / "ledger.jsonl"
+        # Each run under an executor id of its own: a process launching under
+        # another id does not resume it (and the test recovers each on its own).
+        with fixture_tester(
+            url, killed_dir, killed_ledger, run["target"], executor_id=run["workflow_id"]
+        ) as t:
+            killed = t.run_until_killed(run["target"], workflow_id=run["workflow_id"], **run["kill"])
+        in_flight = killed.executed[-1] if "kill_at_step" in run["kill"] else None
+        manifest["runs"].append(
+            {
+                **run,
+                "killed_in": killed.killed_in,
+                "executed_before_kill": killed.executed,
+                "in_flight": in_flight,
+                "side_effects_before_kill": ledger_counts(killed_ledger),
+                "uninterrupted": {
+                    "output": reference.output,
+                    "steps": reference.steps,
+                    "executed": reference.executed,
+                    "side_effects": ledger_counts(reference_ledger),
+                },
+            }
+        )
     checkpoint(database)
     return database, manifest
 

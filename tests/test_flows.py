@@ -401,3 +401,28 @@ def test_a_process_without_the_flow_code_enqueues_a_flow_run(launched: Database,
         assert printed.exit_code == 0, printed.output
         assert printed.output.strip() == by_cli
         assert client.result(by_cli) == EXPECTED["result"]
+
+
+@DBOS.workflow(name="tests.flows.nightly")
+def nightly() -> dict[str, Any]:
+    """A user's own workflow that runs a durable flow among its steps."""
+    return {"fan": fanout_result()}
+
+
+def fanout_result() -> Any:
+    return pipeline.fanout.kickoff()
+
+
+def test_a_durable_flow_inside_a_users_workflow_is_its_child_and_replays(
+    launched: Database, side_effects: Path
+) -> None:
+    workflow_id = f"nightly-{uuid.uuid4()}"
+    with replay("pipeline.fan") as cassette, SetWorkflowID(workflow_id):
+        first = nightly()
+    assert played(cassette) == 4
+    with replay("pipeline.fan") as cassette, SetWorkflowID(workflow_id):
+        again = nightly()
+    assert played(cassette) == 0
+    assert first == again == {"fan": FANNED}
+    [child] = DBOS.list_workflows(parent_workflow_id=workflow_id)
+    assert child.name == "crew_durable.flow_kickoff"

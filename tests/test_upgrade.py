@@ -32,6 +32,7 @@ import pytest
 from crew_durable import RecordFormatError
 from crew_durable._config import APPLICATION_VERSION
 from crew_durable._protocol import FORMAT
+from crew_durable._serialization import OLDEST_READABLE_FORMAT, value_from_json, value_to_json
 from crew_durable.testing import CrashTestError, RunReport
 from tests.support import ledger
 from tools.make_upgrade_fixture import fixture_tester, ledger_counts
@@ -202,3 +203,30 @@ def test_recovering_under_another_executor_id_says_why_the_run_is_not_resumed(tm
         pytest.raises(CrashTestError, match=f"executor id '{run['workflow_id']}'"),
     ):
         crash_tester.recover(run["target"], run["workflow_id"])
+
+
+def test_recorded_values_carry_their_format_and_older_unstamped_ones_are_read() -> None:
+    record = value_to_json("seventeen")
+    assert record == {"format": FORMAT, "kind": "text", "value": "seventeen"}
+    assert value_from_json(record) == "seventeen"
+    assert value_from_json({"kind": "text", "value": "from format 2"}) == "from format 2"  # before the stamp
+
+
+@pytest.mark.parametrize(
+    ("found", "says"),
+    [
+        (FORMAT + 1, [f"record format {FORMAT + 1}", f"record format {FORMAT}", "upgrade crew_durable"]),
+        (OLDEST_READABLE_FORMAT - 1, [f"record format {OLDEST_READABLE_FORMAT - 1}", "older release"]),
+        ("2", ["not a crew_durable format"]),
+    ],
+)
+def test_a_record_this_code_cannot_read_is_refused_naming_both_formats(
+    found: object, says: list[str]
+) -> None:
+    with pytest.raises(RecordFormatError) as refused:
+        value_from_json({"format": found, "kind": "text", "value": "?"}, "completion record")
+    message = str(refused.value)
+    assert message.startswith("This completion record ")
+    assert f"application version crew-durable-r{FORMAT}" in message
+    for words in says:
+        assert words in message

@@ -23,6 +23,7 @@ from typing_extensions import Self
 
 from crew_durable import _agent_kickoff, _registry
 from crew_durable._converter import DurableConverter
+from crew_durable._crewai_internals import reset_times_executed
 from crew_durable._dbos_internals import consumed_workflow_id, dbos_launched
 from crew_durable._errors import CrewDurableError
 from crew_durable._executor import DurableAgentExecutor, cancelled_on_timeout
@@ -306,7 +307,7 @@ def _one_task(agent: DBOSAgent) -> Iterator[None]:
     if id(agent) in running:  # crewAI retrying this agent's task
         yield
         return
-    agent._times_executed = 0
+    reset_times_executed(agent)
     token = _in_task.set(running | {id(agent)})
     try:
         yield

@@ -38,7 +38,7 @@ from dbos import DBOS, WorkflowSerializationFormat
 from pydantic import PrivateAttr
 
 from crew_durable import _registry, _stream, _tool_events, _tool_sources, _usage
-from crew_durable._crewai_internals import use_stable_artifact_names
+from crew_durable._crewai_internals import rpm_controller, token_process, use_stable_artifact_names
 from crew_durable._dbos_internals import DBOSContext, reserve_step_ranges, running_in, switch_to
 from crew_durable._errors import CrewDurableError
 from crew_durable._human_input import provider_for_run
@@ -241,7 +241,7 @@ def _executor_for(spec: dict[str, Any]) -> Iterator[RunExecutor]:
             stop_words=spec["stop_words"],
             response_model=import_model(spec["response_model"]) if spec["response_model"] else None,
             settings=spec["settings"],
-            callbacks=[TokenCalcHandler(agent._token_process)],
+            callbacks=[TokenCalcHandler(token_process(agent))],
         )
     executor = configuration.apply_to(_idle_executors.take(spec["agent"]))
     try:
@@ -256,7 +256,7 @@ class Configuration:
     def __init__(self, agent: Any, *, raw_tools: list[Any], settings: dict[str, Any], **fields: Any) -> None:
         raw_tools = durable_memory_tools(agent.agent_name, raw_tools)
         tools = parse_tools(raw_tools)
-        rpm_controller = agent._rpm_controller
+        limiter = rpm_controller(agent)
         self.agent = agent
         self.use_better_compaction = settings["use_better_compaction"]
         self.fields = {
@@ -268,7 +268,7 @@ class Configuration:
             "tools_description": render_text_description_and_args(tools),
             "tools_handler": agent.tools_handler,
             "step_callback": agent.step_callback,
-            "request_within_rpm_limit": rpm_controller.check_or_wait if rpm_controller else None,
+            "request_within_rpm_limit": limiter.check_or_wait if limiter else None,
             **{name: value for name, value in settings.items() if name != "use_better_compaction"},
         }
 

@@ -18,6 +18,7 @@ from crewai.utilities.llm_utils import create_llm
 from crewai.utilities.planning_handler import CrewPlanner
 
 from crew_durable._agent import DBOSAgent
+from crew_durable._crewai_internals import crew_memory
 from crew_durable._errors import InvalidNameError
 from crew_durable._llm import DBOSLLM
 
@@ -38,8 +39,8 @@ def durable_crew(crew_name: str, orig: Crew) -> Crew:
         if isinstance(task.context, list):
             copied.context = [task_mapping[context.key] for context in task.context]
     fields = {name: getattr(orig, name) for name in orig.model_fields_set - _REBUILT_FIELDS}
-    if getattr(orig, "_memory", None) is not None:
-        fields["memory"] = orig._memory
+    if crew_memory(orig) is not None:
+        fields["memory"] = crew_memory(orig)
     manager = _durable_manager(crew_name, orig, agents)
     return Crew(**fields, agents=agents, tasks=tasks, manager_agent=manager)
 

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.agents.agent_executor import AgentExecutor
-from crewai.events.event_bus import crewai_event_bus
 from crewai.flow.flow_definition import FlowDefinition
 from crewai.task import Task
 from crewai.utilities.agent_utils import is_inside_event_loop
@@ -36,6 +35,7 @@ from crew_durable._agent_run import (
     launched_by,
     task_label,
 )
+from crew_durable._crewai_internals import event_handler_tables
 from crew_durable._dbos_internals import dbos_launched
 from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._protocol import ATTR_TASK
@@ -139,7 +139,7 @@ def _refuse_durable_event_handlers() -> None:
     whatever order the pool gets to it, and a recovered run would not find
     its steps where it recorded them.
     """
-    for table in (crewai_event_bus._sync_handlers, crewai_event_bus._async_handlers):
+    for table in event_handler_tables():
         for event_type, handlers in table.items():
             for handler in handlers:
                 if hasattr(handler, "dbos_function_name"):

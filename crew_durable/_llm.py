@@ -26,6 +26,7 @@ from dbos import DBOS
 from pydantic import BaseModel, Field
 
 from crew_durable import _stream, _usage
+from crew_durable._crewai_internals import RATE_LIMIT_MARKER, set_token_usage, token_usage
 from crew_durable._errors import NotRecoverableError, RecordedError, is_transient, unwrap_step_error
 from crew_durable._serialization import dumps, value_from_json, value_to_json
 from crew_durable._step_config import StepConfig
@@ -47,7 +48,7 @@ def _mark_retry_wrapped(method: Callable[..., Any]) -> Callable[..., Any]:
     around the step, each retry would be a new step; the wrapped provider's
     own ``call`` already retries, inside the step, where retries belong.
     """
-    method._crewai_rate_limit_wrapped = True  # type: ignore[attr-defined]
+    setattr(method, RATE_LIMIT_MARKER, True)
     return method
 
 
@@ -351,7 +352,7 @@ def reset(current: Any, wanted: Any) -> Any:
         and (current.step_name, current.step_config, current.role)
         == (wanted.step_name, wanted.step_config, wanted.role)
     ):
-        current._token_usage = dict.fromkeys(current._token_usage, 0)
+        set_token_usage(current, dict.fromkeys(token_usage(current), 0))
         return current
     return fresh(wanted)
 

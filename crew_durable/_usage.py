@@ -19,6 +19,8 @@ from typing import Any
 from crewai.llms.base_llm import BaseLLM
 from crewai.types.usage_metrics import UsageMetrics
 
+from crew_durable._crewai_internals import set_token_usage, token_usage
+
 USAGE_KEYS = (
     "total_tokens",
     "prompt_tokens",
@@ -60,8 +62,8 @@ class _UsageTap(dict[str, int]):
 
 def tap(llm: BaseLLM) -> None:
     """Make ``llm``'s counters report per-completion usage (idempotent)."""
-    if not isinstance(llm._token_usage, _UsageTap):
-        llm._token_usage = _UsageTap(llm._token_usage)
+    if not isinstance(token_usage(llm), _UsageTap):
+        set_token_usage(llm, _UsageTap(token_usage(llm)))
 
 
 @contextmanager
@@ -77,7 +79,7 @@ def measuring_completion() -> Iterator[Usage]:
 
 def add_to_counters(llm: BaseLLM, usage: Mapping[str, int]) -> None:
     """Add recorded usage to an LLM's cumulative counters, as a live call would."""
-    _add(llm._token_usage, usage)
+    _add(token_usage(llm), usage)
 
 
 class RunUsage:

@@ -8,8 +8,7 @@ look at the work.
 
 from __future__ import annotations
 
-from dbos import DBOS
-from dbos._sys_db import StepInfo
+from dbos import DBOS, StepInfo
 
 BOOKKEEPING = frozenset({"DBOS.getResult", "crew_durable.stream_event"})
 

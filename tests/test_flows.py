@@ -83,11 +83,11 @@ def test_a_flow_kickoff_records_each_method_and_replays_with_no_request(
         assert client.result(workflow_id) == first
 
 
-@pytest.mark.parametrize("pause_at_request", [3, 4])
-def test_a_flow_killed_while_its_second_crew_runs_resumes_there(
+@pytest.mark.parametrize("pause_at_request", [2, 3, 4])
+def test_a_flow_killed_in_either_crew_resumes_there(
     system_database: Database, tmp_path: Path, pause_at_request: int
 ) -> None:
-    """Killed in the printers crew (request 3: its first completion; 4: after its tool ran)."""
+    """Killed in the scouts crew after its tool (2), or in the printers crew (3; 4, after its tool)."""
     harness = Harness(system_database, tmp_path)
     workflow_id = f"pipeline-{uuid.uuid4()}"
     harness.run_until_killed("pipeline", "kickoff", workflow_id, pause_at_request=pause_at_request)

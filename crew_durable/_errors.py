@@ -166,7 +166,12 @@ def _make_type(error_type: str) -> type[RecordedError]:
 
 
 def _split(error_type: str) -> tuple[str, str]:
-    """``module.Qual.Name`` as (module, qualname): the longest prefix that is a loaded module."""
+    """``module.Qual.Name`` as (module, qualname): the longest prefix that is a loaded module.
+
+    A bare name (DBOS keeps only the class name of a workflow's error) is a built-in's.
+    """
+    if "." not in error_type:
+        return "builtins", error_type
     parts = error_type.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         module = ".".join(parts[:cut])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 from crewai import Crew
@@ -93,7 +93,7 @@ def _kickoff(crew_name: str, inputs: dict[str, Any], run: dict[str, Any] | None)
             DBOS.update_workflow_attributes(stream.workflow_id, {ATTR_TASKS: tasks}, merge=True)
         if is_root:
             _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": tasks})
-        with _reporting_failure(is_root):
+        with _stream.reporting_failure(is_root):
             yield kickoff
         output = kickoff.output
         assert isinstance(output, CrewOutput)
@@ -118,7 +118,7 @@ async def crew_kickoff_for_each_async(crew_name: str, inputs: list[dict[str, Any
 
     with _stream.writing_to(stream):
         _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": tasks * len(inputs)})
-        with _reporting_failure(True):
+        with _stream.reporting_failure(True):
             outputs = await asyncio.gather(*(one(each) for each in inputs))
         _stream.emit("run_finished", data={"status": "SUCCESS"})
     return list(outputs)
@@ -132,25 +132,12 @@ def crew_kickoff_for_each(crew_name: str, inputs: list[dict[str, Any]]) -> list[
     outputs = []
     with _stream.writing_to(stream):
         _stream.emit("run_started", data={"crew": crew_name, "inputs": inputs, "tasks": tasks * len(inputs)})
-        with _reporting_failure(True):
+        with _stream.reporting_failure(True):
             for each in inputs:
                 with starting("crew", crew_name, **{ATTR_TASKS: tasks}) as start:
                     outputs.append(crew_kickoff(crew_name, each, {"stream": start.stream}))
         _stream.emit("run_finished", data={"status": "SUCCESS"})
     return outputs
-
-
-@contextmanager
-def _reporting_failure(is_root: bool) -> Iterator[None]:
-    """End the run's stream with a ``run_finished`` event that says why the run failed."""
-    try:
-        yield
-    except Exception as error:
-        if is_root:
-            failure = {"status": "ERROR", "error": type(error).__name__}
-            with suppress(Exception):  # a cancelled run cannot record anything more; the error stands
-                _stream.emit("run_finished", text=str(error), data=failure)
-        raise
 
 
 @contextmanager

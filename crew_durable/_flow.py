@@ -16,9 +16,9 @@ from crewai.flow.flow import Flow
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowTimeout, WorkflowHandle, WorkflowStatus
 
 from crew_durable import _registry
-from crew_durable._errors import from_workflow_error
+from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._flow_codec import decode
-from crew_durable._flow_run import flow_kickoff
+from crew_durable._flow_run import flow_kickoff, streaming_refused
 from crew_durable._runs import Start, check_identity, identity, starting
 from crew_durable._serialization import dumps
 
@@ -47,6 +47,9 @@ class DBOSFlow:
             )
         if not (isinstance(flow, type) and issubclass(flow, Flow)):
             raise TypeError(f"DBOSFlow(flow=...) takes a crewAI Flow class, got {flow!r}.")
+        streams = flow.model_fields.get("stream")
+        if streams is not None and streams.default is True:
+            raise CrewDurableError(streaming_refused(flow_name))
         self.flow_name = flow_name
         self.flow_class = flow
         self.state: dict[str, Any] | None = None

@@ -34,7 +34,7 @@ import inspect
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +78,7 @@ def flow_kickoff(flow_name: str, inputs: dict[str, Any], run: dict[str, Any] | N
     with _stream.writing_to(stream):
         if is_root:
             _stream.emit("run_started", data={"flow": flow_name, "inputs": inputs})
-        with _reporting_failure(is_root):
+        with _stream.reporting_failure(is_root):
             output = flow.kickoff(inputs=inputs)
             record = {
                 "result": encode(output, f"The result of flow {flow_name!r}"),
@@ -94,24 +94,9 @@ def durable_instance(flow_name: str) -> Any:
     """A new instance of the registered flow's class, with its seams made durable."""
     flow = _registry.flow(flow_name).flow_class()
     if getattr(flow, "stream", False):
-        raise CrewDurableError(
-            f"Flow {flow_name!r} has stream=True, which DBOSFlow does not support: follow a "
-            "durable flow's run with CrewClient.stream(run_id) instead."
-        )
+        raise CrewDurableError(streaming_refused(flow_name))
     _DurableSeams(flow_name, flow)
     return flow
-
-
-@contextmanager
-def _reporting_failure(is_root: bool) -> Iterator[None]:
-    try:
-        yield
-    except Exception as error:
-        if is_root:
-            with suppress(Exception):  # a cancelled run cannot record anything more
-                failure = {"status": "ERROR", "error": type(error).__name__}
-                _stream.emit("run_finished", text=str(error), data=failure)
-        raise
 
 
 # -- one method call --------------------------------------------------------------
@@ -130,6 +115,13 @@ class _Call:
 _live: dict[str, _Call] = {}
 """Method calls started by a kickoff in this process, by child workflow id. A call DBOS
 recovers on its own (its kickoff not yet there) runs on an instance rebuilt from its inputs."""
+
+
+def streaming_refused(flow_name: str) -> str:
+    return (
+        f"Flow {flow_name!r} has stream=True, which DBOSFlow does not support: follow a durable "
+        "flow's run, its tokens included, with CrewClient.stream(run_id) instead."
+    )
 
 
 @DBOS.workflow(name=FLOW_METHOD_WORKFLOW, serialization_type=WorkflowSerializationFormat.PORTABLE)

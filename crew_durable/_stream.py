@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +141,19 @@ def emit(
     )
     reserved = slot.reserved if slot is not None else None
     write_to_run_stream(stream.run_id, stream.run_step_id, STREAM_KEY, record, reserved)
+
+
+@contextmanager
+def reporting_failure(is_root: bool) -> Iterator[None]:
+    """End a root run's stream with a ``run_finished`` event that says why the run failed."""
+    try:
+        yield
+    except Exception as error:
+        if is_root:
+            failure = {"status": "ERROR", "error": type(error).__name__}
+            with suppress(Exception):  # a cancelled run cannot record anything more; the error stands
+                emit("run_finished", text=str(error), data=failure)
+        raise
 
 
 def next_completion_id() -> str | None:

@@ -14,7 +14,14 @@ from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from dbos import DBOS, SetWorkflowID
 from typer.testing import CliRunner
 
-from crew_durable import DBOSLLM, CrewClient, DatabaseNotReadyError, DBOSFlow, NotRecoverableError
+from crew_durable import (
+    DBOSLLM,
+    CrewClient,
+    CrewDurableError,
+    DatabaseNotReadyError,
+    DBOSFlow,
+    NotRecoverableError,
+)
 from crew_durable.cli import app
 from tests.support import ledger
 from tests.support.apps import desk, pipeline
@@ -426,3 +433,16 @@ def test_a_durable_flow_inside_a_users_workflow_is_its_child_and_replays(
     assert first == again == {"fan": FANNED}
     [child] = DBOS.list_workflows(parent_workflow_id=workflow_id)
     assert child.name == "crew_durable.flow_kickoff"
+
+
+class StreamingFlow(Flow[dict[str, Any]]):
+    stream: bool = True
+
+    @start()
+    def go(self) -> str:
+        return "go"
+
+
+def test_a_streaming_flow_is_refused_when_it_is_wrapped(launched: Database) -> None:
+    with pytest.raises(CrewDurableError, match=r"stream=True.*CrewClient\.stream\(run_id\)"):
+        DBOSFlow(flow_name="streaming", flow=StreamingFlow)

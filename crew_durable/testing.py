@@ -897,7 +897,21 @@ def _child_main(spec_path: str) -> None:
                 report[workflow_id] = entry
         finally:
             Path(spec["report"]).write_text(json.dumps(report))
-            DBOS.destroy(destroy_registry=False)
+    # Everything is recorded: leave at once. (DBOS.destroy would wait about a second for
+    # DBOS's queue thread, in every process of every crash test.)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+_WARM_UP = (
+    "openai.resources",
+    "openai.types",
+    "crewai.hooks.contexts",
+    "crewai.llms.cache",
+    "crewai.skills.tool",
+)
+"""Modules a first crew kickoff imports (about 500, nearly all openai's), imported by the fork server."""
 
 
 def _fork_server_main(preload: list[str]) -> None:
@@ -905,6 +919,9 @@ def _fork_server_main(preload: list[str]) -> None:
     importlib.import_module("crewai")
     importlib.import_module("crew_durable._crew")
     importlib.import_module("crew_durable._agent")
+    for module in _WARM_UP:  # imported lazily by a first kickoff: once here, not in every child
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     for module in preload:
         importlib.import_module(module)
     print(json.dumps({"ready": True}), flush=True)

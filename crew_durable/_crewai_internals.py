@@ -7,6 +7,7 @@ crewAI release that renames or changes one fails one named test.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import shutil
 from collections.abc import Callable
@@ -16,7 +17,6 @@ from crewai.core.providers import human_input
 from crewai.core.providers.human_input import HumanInputProvider, SyncHumanInputProvider
 from crewai.crews.crew_output import CrewOutput
 from crewai.types.streaming import CrewStreamingOutput
-from crewai.utilities.tool_result_artifacts import ToolResultArtifact, ToolResultArtifactStore
 
 
 def contextual_human_input_provider() -> HumanInputProvider | None:
@@ -81,32 +81,42 @@ def stamp_flow_state_id(flow: Any, state_id: str) -> None:
 # -- oversized tool results (crewAI's deferred tool-result files) --------------
 
 
-class _StableArtifactStore(ToolResultArtifactStore):
-    """crewAI's store of oversized tool results, each named after its content instead of at random."""
+@functools.cache
+def _stable_artifact_store() -> type[Any]:
+    """crewAI's store of oversized tool results, each named after its content instead of at random.
 
-    def store(self, content: str, estimated_token_count: int) -> ToolResultArtifact:
-        artifact = super().store(content, estimated_token_count)
-        stable_id = "tool-result-" + hashlib.sha256(content.encode()).hexdigest()[:24]
-        stable_directory = artifact.directory / stable_id
-        if stable_directory.exists():  # the same result deferred twice in one run: one file
-            shutil.rmtree(artifact.file_path.parent)
-        else:
-            artifact.file_path.parent.rename(stable_directory)
-        self._artifact_ids.discard(artifact.artifact_id)
-        self._artifact_ids.add(stable_id)
-        file_path = stable_directory / artifact.file_path.name
-        return dataclasses.replace(
-            artifact,
-            artifact_id=stable_id,
-            relative_path=file_path.relative_to(artifact.directory),
-            file_path=file_path,
-        )
+    Made on first use: importing this module needs no crewAI module beyond
+    the ones every 1.15 release has, so ``tests/test_crewai_internals.py``
+    can name what an older or newer crewAI lacks.
+    """
+    from crewai.utilities.tool_result_artifacts import ToolResultArtifact, ToolResultArtifactStore
+
+    class StableArtifactStore(ToolResultArtifactStore):
+        def store(self, content: str, estimated_token_count: int) -> ToolResultArtifact:
+            artifact = super().store(content, estimated_token_count)
+            stable_id = "tool-result-" + hashlib.sha256(content.encode()).hexdigest()[:24]
+            stable_directory = artifact.directory / stable_id
+            if stable_directory.exists():  # the same result deferred twice in one run: one file
+                shutil.rmtree(artifact.file_path.parent)
+            else:
+                artifact.file_path.parent.rename(stable_directory)
+            self._artifact_ids.discard(artifact.artifact_id)
+            self._artifact_ids.add(stable_id)
+            file_path = stable_directory / artifact.file_path.name
+            return dataclasses.replace(
+                artifact,
+                artifact_id=stable_id,
+                relative_path=file_path.relative_to(artifact.directory),
+                file_path=file_path,
+            )
+
+    return StableArtifactStore
 
 
 def use_stable_artifact_names(executor: Any) -> None:
     """Make the executor's next deferred tool results get names that follow from their contents."""
     if executor._tool_result_artifact_store is None:
-        executor._tool_result_artifact_store = _StableArtifactStore()
+        executor._tool_result_artifact_store = _stable_artifact_store()()
 
 
 # -- crewAI's private attributes crew_durable reads or writes -----------------
@@ -274,13 +284,13 @@ SEAMS: tuple[Seam, ...] = (
         "store",
         "method",
         ("content", "estimated_token_count"),
-        "_StableArtifactStore",
+        "use_stable_artifact_names",
     ),
     Seam(
         "crewai.utilities.tool_result_artifacts:ToolResultArtifactStore",
         "_artifact_ids",
         "instance attribute",
-        used_by="_StableArtifactStore",
+        used_by="use_stable_artifact_names",
     ),
     # Flows (crew_durable/_flow*.py, through the functions above).
     Seam(_FLOW, "_execute_method", "async method", ("method_name", "method", "args", "kwargs"), "FLOW_SEAMS"),

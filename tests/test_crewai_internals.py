@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,36 @@ from crew_durable import _crewai_internals as internals
 from crew_durable._crewai_internals import SEAMS, Seam
 
 PACKAGE = Path(internals.__file__).parent
+
+
+def _crewai_imports() -> dict[str, set[str]]:
+    """Every crewAI module crew_durable imports, with the names it takes from each."""
+    imports: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module == "crewai" or node.module.startswith("crewai."):
+                    imports.setdefault(node.module, set()).update(alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("crewai."):
+                        imports.setdefault(alias.name, set())
+    return imports
+
+
+CREWAI_IMPORTS = _crewai_imports()
+
+
+@pytest.mark.parametrize("module", sorted(CREWAI_IMPORTS))
+def test_crewai_still_provides(module: str) -> None:
+    """crewAI's internal modules crew_durable imports from, and the names it takes: one test per module."""
+    imported = importlib.import_module(module)
+    missing = sorted(
+        name
+        for name in CREWAI_IMPORTS[module]
+        if not hasattr(imported, name) and importlib.util.find_spec(f"{module}.{name}") is None
+    )
+    assert not missing, f"{module} no longer has {missing}"
 
 
 def _owner(seam: Seam) -> Any:

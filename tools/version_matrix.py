@@ -7,10 +7,13 @@ never ``.venv``), with crew_durable installed from a copy of this tree and
 everything else resolved by pip, and runs the core of the suite there, on
 SQLite and Postgres, against this tree's code and tests.
 
-    python3 tools/version_matrix.py             # lowest and newest releases of both (the short form)
+    python3 tools/version_matrix.py             # lowest and newest releases of both
+    python3 tools/version_matrix.py --short     # what CI runs: the same, less what ./dev test ran
     python3 tools/version_matrix.py --bisect    # also: the lowest crewAI release in range that passes
     python3 tools/version_matrix.py --crewai 1.15.3 --dbos 3.4.0   # one combination
 
+``--short`` leaves out the newest combination when it is the one
+constraints.txt pins (``./dev test`` has just run the whole suite on it).
 Exits non-zero if a tested combination fails. Releases are listed with
 ``pip index versions``; final releases only.
 """
@@ -107,13 +110,30 @@ class Result:
         return f"{head} {verdict}  {'; '.join(parts)}  {timing}"
 
 
+def dependencies() -> str:
+    """pyproject.toml's ``dependencies = [...]`` block."""
+    text = (ROOT / "pyproject.toml").read_text()
+    match = re.search(r"^dependencies = \[.*?^\]", text, re.MULTILINE | re.DOTALL)
+    return match.group(0) if match else text
+
+
+def locked() -> dict[str, str]:
+    """The releases of crewAI and DBOS constraints.txt pins."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower() in PACKAGES:
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
 def venv_for(crewai: str, dbos: str, log: Path) -> tuple[Path, float]:
     """A virtualenv with these releases, crew_durable and the test tools.
 
-    Reused while pyproject.toml is unchanged.
+    Reused while pyproject.toml's dependencies are unchanged.
     """
     python_tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(dependencies().encode()).hexdigest()[:12]
     venv = CACHE / f"{python_tag}-crewai{crewai}-dbos{dbos}"
     stamp = venv / ".installed"
     if stamp.exists() and stamp.read_text() == digest:
@@ -188,7 +208,8 @@ def run(crewai: str, dbos: str, tests: list[str], log_dir: Path) -> Result:
         counts = result.counts.setdefault(backend, [0, 0, 0])
         if case.find("failure") is not None or case.find("error") is not None:
             counts[1] += 1
-            result.failures.append(f"{case.get('classname')}::{name}")
+            classname = case.get("classname")
+            result.failures.append(f"{classname}::{name}" if classname else name)
         elif case.find("skipped") is not None:
             counts[2] += 1
         else:
@@ -220,6 +241,7 @@ def main() -> int:
     )
     parser.add_argument("--crewai", nargs="*", help="crewAI releases to test (default: lowest and newest)")
     parser.add_argument("--dbos", nargs="*", help="DBOS releases to test (default: lowest and newest)")
+    parser.add_argument("--short", action="store_true", help="skip the combination constraints.txt pins")
     parser.add_argument("--bisect", action="store_true", help="find the lowest crewAI release that passes")
     parser.add_argument("--tests", nargs="*", default=CORE_TESTS, help="test files to run")
     parser.add_argument("--logs", type=Path, default=CACHE / "logs", help="where pip and pytest output go")
@@ -243,6 +265,11 @@ def main() -> int:
     else:  # the two ends of both ranges
         combos = [(ranges["crewai"][0], ranges["dbos"][0]), (ranges["crewai"][-1], ranges["dbos"][-1])]
         combos = list(dict.fromkeys(combos))
+        if args.short:
+            pinned = locked()
+            combos = [c for c in combos if c != (pinned.get("crewai"), pinned.get("dbos"))]
+            pins = f"crewai=={pinned.get('crewai')} dbos=={pinned.get('dbos')}"
+            print(f"constraints.txt pins {pins}, which ./dev test runs in full")
 
     results = []
     for crewai, dbos in combos:

@@ -114,3 +114,13 @@ def test_targets_must_be_importable_by_a_new_process() -> None:
         target_path("restock")
     with CrashTester() as tester, pytest.raises(ValueError, match="exactly one kill point"):
         tester.run_until_killed(restock)
+
+
+def test_a_target_module_that_configures_dbos_at_import_is_refused(tmp_path: Path) -> None:
+    """Its configuration would win, and the crash test would run on the app's database, not the test's."""
+    with pytest.raises(CrashTestError, match="DBOS was configured while importing") as refused:
+        crash_and_recover(
+            "tests.support.configured_at_import:run", kill_at_step=1, directory=tmp_path, fork_server=True
+        )
+    assert "not at import" in str(refused.value)
+    assert not Path("configured_at_import.sqlite").exists()  # the app's database was never opened

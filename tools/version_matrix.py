@@ -154,8 +154,7 @@ def venv_for(crewai: str, dbos: str, log: Path) -> tuple[Path, float]:
             "pip",
             "install",
             "--quiet",
-            "--cache-dir",
-            str(CACHE / "pip"),
+            "--no-compile",  # the tests compile what they import, not every module installed
             source,
             f"crewai=={crewai}",
             f"dbos=={dbos}",
@@ -191,10 +190,11 @@ def run(crewai: str, dbos: str, tests: list[str], log_dir: Path) -> Result:
         "0",
         "-p",
         "no:cacheprovider",
+        "--continue-on-collection-errors",  # a module crewAI lacks fails its files; the pins still run
         f"--junitxml={report}",
         *tests,
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     with log.open("a") as out:
         subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -17,13 +17,13 @@ the stamp existed are of :data:`UNSTAMPED_FORMAT`.
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
 from pydantic import BaseModel
 
 from crew_durable._errors import NotRecoverableError, RecordFormatError
+from crew_durable._output_models import ModelRef, model_from_reference, model_reference
 from crew_durable._protocol import FORMAT
 
 JSON = Any
@@ -87,30 +87,15 @@ def dumps(value: JSON, what: str) -> str:
         ) from error
 
 
-def model_path(model: type[BaseModel]) -> str:
-    """The import path of a pydantic model class, checked to import back to it."""
-    path = f"{model.__module__}:{model.__qualname__}"
-    try:
-        found = import_model(path)
-    except (ImportError, AttributeError, TypeError):
-        found = None
-    if found is not model:
-        raise NotRecoverableError(
-            f"The output model {model.__qualname__} cannot be imported as {path!r}, so a "
-            "process recovering this run could not rebuild it. Define the model at module "
-            "level (not inside a function) in an importable module."
-        )
-    return path
+def model_path(model: type[BaseModel]) -> ModelRef:
+    """How a run records a pydantic model class: its import path ``"module:QualName"``, or, for a
+    model defined inside a function, its path and JSON schema (see ``_output_models``)."""
+    return model_reference(model)
 
 
-def import_model(path: str) -> type[BaseModel]:
-    module_name, _, qualname = path.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    if not (isinstance(target, type) and issubclass(target, BaseModel)):
-        raise TypeError(f"{path} is not a pydantic model")
-    return target
+def import_model(reference: ModelRef) -> type[BaseModel]:
+    """The model class a run recorded with :func:`model_path` (rebuilt from its schema if need be)."""
+    return model_from_reference(reference)
 
 
 def value_to_json(value: Any) -> JSON:

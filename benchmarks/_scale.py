@@ -175,8 +175,28 @@ def workflow_record_bytes(url: str, workflow_id: str) -> dict[str, int]:
     return sizes
 
 
+_BACKGROUND = (
+    "queue-worker",
+    "queue_thread",
+    "scheduler",
+    "notification",
+    "conductor",
+    "dbos-admin",
+    "version",
+)
+"""DBOS's own background threads (queue polling, schedules...): not the work being counted."""
+
+
+def _foreground() -> bool:
+    return not threading.current_thread().name.lower().startswith(_BACKGROUND)
+
+
 class StatementCounter:
-    """Counts what an engine does: statements, pool checkouts, commits (SQLAlchemy events)."""
+    """Counts what an engine does for the work measured: statements, pool checkouts, commits.
+
+    From SQLAlchemy's events; DBOS's background threads (queue polling and
+    the like, whose work depends on time, not on steps) are left out.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -189,16 +209,23 @@ class StatementCounter:
         sa.event.listen(engine, "commit", self._commit)
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not _foreground():
+            return
         with self._lock:
             self.counts["statements"] += 1
             if self.keep:
-                self.statements.append(" ".join(statement.split())[:90])
+                thread = threading.current_thread().name
+                self.statements.append(f"[{thread}] " + " ".join(statement.split())[:90])
 
     def _checkout(self, *args: Any) -> None:
+        if not _foreground():
+            return
         with self._lock:
             self.counts["checkouts"] += 1
 
     def _commit(self, *args: Any) -> None:
+        if not _foreground():
+            return
         with self._lock:
             self.counts["commits"] += 1
 

@@ -315,12 +315,11 @@ def measure(
                     bare_runs.append(
                         recover("bare", depth, backend, bare_url, bare_id, directory, markers, sizes)
                     )
-                profiled = None
+                profile_ms: dict[str, float] | None = None
                 if profile_depth == depth:
                     profiled = directory / f"profile-{backend}-{depth}.txt"
                     recover("durable", depth, backend, url, workflow_id, directory, markers, sizes, profiled)
-                    shutil.copy(profiled, Path(tempfile.gettempdir()) / profiled.name)
-                    summary = summarize(profiled, "Thread._bootstrap (")
+                    summary, profile_ms = summarize(profiled, depth)
                     (_scale.RESULTS / f"depth-profile-{backend}-{depth}.txt").write_text(summary)
                     print(summary)
             finally:
@@ -331,6 +330,7 @@ def measure(
             {
                 "depth": depth,
                 "operations": len(child_ops),
+                "profile_ms_per_completion": profile_ms,
                 "build_seconds": built,
                 "durable_seconds": [r["first_new_step_seconds"] for r in durable_runs],
                 "bare_seconds": [r["first_new_step_seconds"] for r in bare_runs],
@@ -358,36 +358,41 @@ def measure(
     return {"backend": backend, "trials": trials, "depths": rows, "slope": slope}
 
 
-def summarize(profile: Path, root: str = "", top: int = 60) -> str:
-    """py-spy's raw stacks (every thread, idle waits left out), as inclusive shares per function."""
-    inclusive: dict[str, int] = {}
-    total = 0
+_GROUPS = (
+    ("crew_durable", "crew_durable/"), ("DBOS", "dbos/"), ("SQLAlchemy and the driver", "sqlalchemy/"),
+    ("openai SDK", "openai/"), ("crewAI", "crewai/"), ("rich (crewAI's console)", "rich/"),
+    ("pydantic", "pydantic"), ("imports", "importlib"),
+)  # fmt: skip
+_IDLE = ("EpollSelector.select", "select (", "Condition.wait", "wait (", "_worker (concurrent")
+
+
+def summarize(profile: Path, completions: int) -> tuple[str, dict[str, float]]:
+    """Where the recovering process's threads spent their time, per replayed completion.
+
+    Each busy sample of py-spy's raw stacks (threads only: the main thread
+    just waits) goes to the innermost frame of a known package; the live
+    completion that ends the recovery is counted apart.
+    """
+    ms: dict[str, float] = {}
     for line in profile.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        starts = [i for i, frame in enumerate(frames) if frame.startswith(root)]
-        idle = any(
-            f.startswith(
-                (
-                    "select (",
-                    "EpollSelector.select",
-                    "wait (threading",
-                    "Condition.wait",
-                    "_worker (concurrent",
-                )
-            )
-            and f is frames[-1]
-            for f in frames
-        )
-        if not starts or not count.isdigit() or idle:
+        if not count.isdigit() or not any(f.startswith("Thread._bootstrap (") for f in frames):
             continue
-        total += int(count)
-        for frame in {re.sub(r":\d+\)$", ")", f) for f in frames[starts[0] :]}:
-            inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    lines = [f"{total} busy samples (500 Hz) of the recovering process; inclusive share per function:"]
-    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
-        lines.append(f"{count / total:6.1%}  {frame}")
-    return "\n".join(lines)
+        if frames[-1].startswith(_IDLE):
+            group = "waiting"
+        elif any(f.startswith("DBOSLLM._complete (") for f in frames):
+            group = "the first new completion (live)"
+        else:
+            group = next(
+                (name for f in reversed(frames) for name, pattern in _GROUPS if pattern in f),
+                "Python's stdlib",
+            )
+        ms[group] = ms.get(group, 0.0) + int(count) * 1000 / 500
+    per = {group: value / completions for group, value in ms.items()}
+    lines = [f"Recovery of {completions} completions, py-spy at 500 Hz: ms per replayed completion"]
+    lines += [f"{value:8.2f} ms  {group}" for group, value in sorted(per.items(), key=lambda item: -item[1])]
+    return "\n".join(lines), per
 
 
 def report(results: list[dict[str, Any]]) -> str:

@@ -25,7 +25,7 @@ from crew_durable import _agent_kickoff, _registry
 from crew_durable._converter import DurableConverter
 from crew_durable._crewai_internals import reset_times_executed
 from crew_durable._dbos_internals import consumed_workflow_id, dbos_launched
-from crew_durable._errors import CrewDurableError
+from crew_durable._errors import CrewDurableError, RecordedError
 from crew_durable._executor import DurableAgentExecutor, cancelled_on_timeout
 from crew_durable._llm import DBOSLLM, fresh, in_workflow
 from crew_durable._step_config import StepConfig
@@ -267,13 +267,21 @@ class DBOSAgent(Agent):
     def _handle_execution_error(
         self, e: Exception, task: Task, context: str | None, tools: list[BaseTool] | None
     ) -> Any:
-        """crewAI retries a failed task; each attempt gets an id derived from the first's."""
+        """crewAI retries a failed task; each attempt gets an id derived from the first's.
+
+        A run that failed because it cannot be recovered correctly (a record
+        it cannot read, a recorded run that is another's, code that is not
+        defined here) is not retried: a retry would be a fresh run that pays
+        again for what the failed one had done.
+        """
+        _refuse_to_retry(e)
         with _retry_workflow_id():
             return super()._handle_execution_error(e, task, context, tools)
 
     async def _handle_execution_error_async(
         self, e: Exception, task: Task, context: str | None, tools: list[BaseTool] | None
     ) -> Any:
+        _refuse_to_retry(e)
         with _retry_workflow_id():
             return await super()._handle_execution_error_async(e, task, context, tools)
 
@@ -313,6 +321,29 @@ def _one_task(agent: DBOSAgent) -> Iterator[None]:
         yield
     finally:
         _in_task.reset(token)
+
+
+def _refuse_to_retry(error: Exception) -> None:
+    """Raise ``error`` if it says the run cannot be recovered correctly (a crew_durable error).
+
+    Replayed from a failed workflow, such an error is a ``RecordedError``
+    naming the class (with or without its module).
+    """
+    if isinstance(error, CrewDurableError):
+        raise error
+    if isinstance(error, RecordedError):
+        module, _, name = error.error_type.rpartition(".")
+        if module in ("", CrewDurableError.__module__) and name in _crew_durable_errors():
+            raise error
+
+
+def _crew_durable_errors() -> set[str]:
+    found, pending = set(), [CrewDurableError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 @contextmanager

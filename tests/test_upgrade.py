@@ -168,13 +168,6 @@ def test_a_record_of_a_future_format_is_refused_naming_both_formats(tmp_path: Pa
     assert ledger.entries(tmp_path / "ledger.jsonl") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crewAI retries the refused task: Agent.execute_task catches the error and runs the task "
-    "again under <id>-retry-1, a fresh run that pays for its completions and runs its tools again. "
-    "DBOSAgent must not let crewAI retry a CrewDurableError (it comes back from the task's workflow "
-    "as a RecordedError of error_type crew_durable._errors.RecordFormatError).",
-)
 def test_a_crew_whose_task_record_is_of_a_future_format_is_refused_without_running_anything(
     tmp_path: Path,
 ) -> None:

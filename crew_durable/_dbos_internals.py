@@ -95,6 +95,28 @@ def dbos_launched() -> bool:
     return bool(instance is not None and instance._launched)
 
 
+def dbos_configured() -> bool:
+    """Whether a ``DBOS(config=...)`` instance exists in this process (launched or not)."""
+    return _dbos._dbos_global_instance is not None
+
+
+def wrap_step_bodies(wrap: Any) -> None:
+    """Make every step body DBOS runs from now on in this process go through ``wrap``.
+
+    ``wrap(name, func)`` returns the callable DBOS then runs in ``func``'s
+    place. DBOS runs every step (``@DBOS.step`` functions and
+    ``DBOS.run_step`` alike) through ``_core.invoke_step``, which calls the
+    body only for a step not recorded yet, once per attempt. For
+    ``crew_durable.testing``'s subprocesses only: it changes this process.
+    """
+    original = _core.invoke_step
+
+    def invoke_step(dbos: Any, ctx: Any, func: Any, args: Any, kwargs: Any, **options: Any) -> Any:
+        return original(dbos, ctx, wrap(str(options.get("step_name")), func), args, kwargs, **options)
+
+    _core.invoke_step = invoke_step  # type: ignore[assignment]
+
+
 def consumed_workflow_id() -> str | None:
     """The id of the enclosing ``SetWorkflowID`` block, if a workflow already took it."""
     assigned = get_workflow_start_options().assigned_id

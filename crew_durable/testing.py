@@ -695,18 +695,11 @@ def _step_kind(func: Callable[..., Any]) -> str:
 
 
 def _watch_steps(watch: _StepWatch) -> None:
-    """Wrap DBOS's step execution so that each step body announces itself when it starts.
+    """Make each step body announce itself when it starts (once per attempt of a step not recorded)."""
+    from crew_durable._dbos_internals import wrap_step_bodies
 
-    ``dbos._core.invoke_step`` runs every step, ``@DBOS.step`` functions and
-    ``DBOS.run_step`` alike, and calls the body only when the step was not
-    recorded yet (once per attempt).
-    """
-    from dbos import _core
-
-    original = _core.invoke_step
-
-    def invoke_step(dbos: Any, ctx: Any, func: Any, args: Any, kwargs: Any, **options: Any) -> Any:
-        name, kind = str(options.get("step_name")), _step_kind(func)
+    def wrap(name: str, func: Any) -> Any:
+        kind = _step_kind(func)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -714,16 +707,16 @@ def _watch_steps(watch: _StepWatch) -> None:
                 watch.started_step(name, kind)
                 return await func(*a, **k)
 
-        else:
+            return body
 
-            @functools.wraps(func)
-            def body(*a: Any, **k: Any) -> Any:
-                watch.started_step(name, kind)
-                return func(*a, **k)
+        @functools.wraps(func)
+        def plain_body(*a: Any, **k: Any) -> Any:
+            watch.started_step(name, kind)
+            return func(*a, **k)
 
-        return original(dbos, ctx, body, args, kwargs, **options)
+        return plain_body
 
-    _core.invoke_step = invoke_step  # type: ignore[assignment]
+    wrap_step_bodies(wrap)
 
 
 def _watch_tools(tool_name: str | None) -> None:
@@ -829,11 +822,12 @@ def _flatten(tree: list[Any]) -> list[str]:
 
 
 def _configure(spec: dict[str, Any]) -> None:
-    from dbos import DBOS, _dbos
+    from dbos import DBOS
 
     from crew_durable import dbos_config
+    from crew_durable._dbos_internals import dbos_configured
 
-    if _dbos._dbos_global_instance is not None:
+    if dbos_configured():
         raise CrashTestError(
             f"DBOS was configured while importing {', '.join(spec['targets'].values())}: a crash test "
             "configures DBOS itself, on the test's database, and the configuration made at import "
@@ -852,13 +846,12 @@ def _configure(spec: dict[str, Any]) -> None:
 def _resumed_here(workflow_id: str) -> bool:
     """Whether the run exists; refuses a pending run this process's DBOS would never resume."""
     from dbos import DBOS
-    from dbos._utils import GlobalParams
 
     status = DBOS.get_workflow_status(workflow_id)
     if status is None:
         return False  # killed before its workflow started: calling the target starts it
     theirs = (status.app_version, status.executor_id)
-    mine = (GlobalParams.app_version, GlobalParams.executor_id)
+    mine = (DBOS.application_version, DBOS.executor_id)
     if status.status == "PENDING" and theirs != mine:
         raise CrashTestError(
             f"The run {workflow_id} is pending under application version {theirs[0]!r} and executor "

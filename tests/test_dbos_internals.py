@@ -6,6 +6,7 @@ durable run could silently get a wrong step id or a slow recovery.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import uuid
 
@@ -105,3 +106,13 @@ def test_the_polling_knobs_still_exist() -> None:
     assert isinstance(queue._polling_interval_sec, float)
     assert callable(_dbos._get_or_create_dbos_registry().register_poller)
     assert internals.EXISTING_RUN_POLL_SECONDS == _core.DEFAULT_POLLING_INTERVAL
+
+
+def test_dbos_reports_that_it_is_configured(launched: Database) -> None:
+    assert internals.dbos_configured()
+
+
+def test_every_step_body_goes_through_invoke_step() -> None:
+    """crew_durable.testing watches step bodies by wrapping this one function."""
+    parameters = list(inspect.signature(_core.invoke_step).parameters)
+    assert parameters[:5] == ["dbos", "step_ctx", "func", "args", "kwargs"]  # passed positionally

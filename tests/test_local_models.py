@@ -27,24 +27,6 @@ from tests.support.processes import Harness
 from tools.fake_openai import serve
 
 
-def _wired() -> bool:
-    """Whether run records use ``_output_models`` (the change to ``_serialization.py``)."""
-    from crew_durable import _serialization
-
-    class Probe(BaseModel):
-        value: int
-
-    try:
-        return isinstance(_serialization.model_path(Probe), dict)
-    except Exception:
-        return False
-
-
-needs_wiring = pytest.mark.skipif(
-    not _wired(), reason="crew_durable._serialization does not record local models yet"
-)
-
-
 def test_a_model_rebuilt_from_its_schema_has_the_same_schema_and_validates_the_same_data() -> None:
     def define() -> type[BaseModel]:
         class Part(BaseModel):
@@ -76,7 +58,6 @@ def test_a_model_rebuilt_from_its_schema_has_the_same_schema_and_validates_the_s
     assert model_from_reference(reference) is original  # in the process that defined it: itself
 
 
-@needs_wiring
 @pytest.mark.filterwarnings("ignore::crew_durable._output_models.LocalOutputModelWarning")
 def test_a_local_output_model_works_inline_and_replays_as_itself(
     launched: Database, fixed_ports: None
@@ -102,7 +83,6 @@ def test_a_local_output_model_works_inline_and_replays_as_itself(
     assert again.pydantic == first.pydantic == Total(total=7, label="sum ✓")
 
 
-@needs_wiring
 @pytest.mark.filterwarnings("ignore::crew_durable._output_models.LocalOutputModelWarning")
 def test_a_crew_with_local_models_killed_mid_task_recovers_with_equivalent_models(
     system_database: Database, tmp_path: Path, fixed_ports: None

@@ -103,9 +103,10 @@ def test_the_private_names_in_crew_durable_are_all_declared() -> None:
                 own.update(t.id for t in node.targets if isinstance(t, ast.Name))
             elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and node.attr[1] != "_":
                 used.setdefault(node.attr, f"{path.name}:{node.lineno}")
+    classes = {Agent, Crew, Task, BaseLLM} | {o for o in map(_owner, SEAMS) if isinstance(o, type)}
     crewai_names = {
         name
-        for cls in (Agent, Crew, Task, BaseLLM)
+        for cls in classes
         for name in (*getattr(cls, "__private_attributes__", {}), *dir(cls))
         if name.startswith("_") and not name.startswith("__")
     }

@@ -47,7 +47,7 @@ from crew_durable._protocol import (
     run_attributes,
     workflow_of_request,
 )
-from crew_durable._serialization import dumps, value_from_json
+from crew_durable._serialization import checked_inputs, value_from_json
 
 _WAITING_STATUSES = ("PENDING", "ENQUEUED")
 
@@ -262,8 +262,7 @@ class CrewClient:
         given: _EnqueueOptions,
         run: dict[str, Any] | None,
     ) -> RunHandle:
-        checked = dict(inputs or {})
-        dumps(checked, f"The kickoff inputs of {kind} {name!r}")
+        checked = checked_inputs(inputs, f"The kickoff inputs of {kind} {name!r}")
         run_id = given.run_id or str(uuid.uuid4())
         options: EnqueueOptions = {
             "workflow_name": workflow_name,

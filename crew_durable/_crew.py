@@ -31,7 +31,7 @@ from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._outputs import crew_output_from_json
 from crew_durable._protocol import ATTR_NAME, ATTR_TASKS
 from crew_durable._runs import check_identity, identity, starting
-from crew_durable._serialization import dumps
+from crew_durable._serialization import checked_inputs
 from crew_durable._stream import read_run_stream, stream_llms
 
 
@@ -207,9 +207,7 @@ class DBOSCrew:
         return starting("crew", self.crew_name, **{ATTR_TASKS: len(self.crew.tasks)})
 
     def _checked(self, inputs: dict[str, Any] | None) -> dict[str, Any]:
-        inputs = dict(inputs or {})
-        dumps(inputs, f"The kickoff inputs of crew {self.crew_name!r}")
-        return inputs
+        return checked_inputs(inputs, f"The kickoff inputs of crew {self.crew_name!r}")
 
     def _adopt(
         self,

@@ -20,7 +20,7 @@ from crew_durable._errors import CrewDurableError, from_workflow_error
 from crew_durable._flow_codec import decode
 from crew_durable._flow_run import flow_kickoff, streaming_refused
 from crew_durable._runs import Start, check_identity, identity, starting
-from crew_durable._serialization import dumps
+from crew_durable._serialization import checked_inputs
 
 
 class DBOSFlow:
@@ -102,11 +102,7 @@ class DBOSFlow:
         return starting("flow", self.flow_name)
 
     def _checked(self, inputs: dict[str, Any] | None) -> dict[str, Any]:
-        if inputs is not None and not isinstance(inputs, dict):
-            raise TypeError(f"The kickoff inputs of flow {self.flow_name!r} must be a dict, got {inputs!r}.")
-        checked = dict(inputs or {})
-        dumps(checked, f"The kickoff inputs of flow {self.flow_name!r}")
-        return checked
+        return checked_inputs(inputs, f"The kickoff inputs of flow {self.flow_name!r}")
 
     def _adopt(
         self, run: Callable[[], dict[str, Any]], inputs: dict[str, Any] | None, start: Start | None

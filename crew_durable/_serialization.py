@@ -87,6 +87,24 @@ def dumps(value: JSON, what: str) -> str:
         ) from error
 
 
+def checked_inputs(inputs: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """Kickoff inputs as the workflow will record them; an input with no JSON form is named."""
+    if inputs is not None and not isinstance(inputs, dict):
+        raise TypeError(f"{what} must be a dict, got {type(inputs).__name__}.")
+    checked = dict(inputs or {})
+    for key, value in checked.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise NotRecoverableError(
+                f"{what}: the input {key!r} is a {type(value).__name__}, which cannot be recorded "
+                f"as JSON ({error}). A durable run records its inputs so a new process can run it "
+                "again; crewAI interpolates str, int, float, bool, dict and list inputs, so pass "
+                "e.g. value.isoformat() or model.model_dump()."
+            ) from None
+    return checked
+
+
 def model_path(model: type[BaseModel]) -> ModelRef:
     """How a run records a pydantic model class: its import path ``"module:QualName"``, or, for a
     model defined inside a function, its path and JSON schema (see ``_output_models``)."""

@@ -58,11 +58,3 @@ def side_effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "ledger.jsonl"
     monkeypatch.setenv(ledger.ENV, str(path))
     return path
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "faults: fault and bad-input tests (tests/test_faults.py); a short form by default, "
-        "CREW_DURABLE_FAULTS=long for the long one",
-    )

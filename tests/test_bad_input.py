@@ -12,7 +12,6 @@ import pytest
 from crewai import Agent, Crew, Task
 from crewai.agent.planning_config import PlanningConfig
 from crewai.llms.base_llm import BaseLLM
-from pydantic import BaseModel
 
 from crew_durable import (
     CrewDurableError,
@@ -24,7 +23,6 @@ from crew_durable import (
     StepConfig,
 )
 from tests.support import harness
-from tests.support.apps import calculator
 from tests.support.cassettes import ROOT, fake_llm
 from tests.support.databases import Database
 from tests.support.processes import Harness
@@ -112,20 +110,6 @@ def test_an_unrecordable_completion_names_the_llm_step(launched: Database) -> No
     task = Task(description="Say hi", expected_output="hi", agent=agent)
     with pytest.raises(NotRecoverableError, match=f"'odd-{launched.backend}.llm'"):
         agent.execute_task(task)
-
-
-def test_an_output_model_defined_in_a_function_is_refused_before_the_run(launched: Database) -> None:
-    class LocalAnswer(BaseModel):
-        value: int
-
-    task = Task(
-        description="What is 3 times 4, plus 5?",
-        expected_output="A number",
-        agent=calculator.calculator,
-        output_pydantic=LocalAnswer,
-    )
-    with pytest.raises(NotRecoverableError, match="module level"):
-        calculator.calculator.execute_task(task)
 
 
 def test_running_before_dbos_is_launched_says_what_to_do() -> None:

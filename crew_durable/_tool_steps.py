@@ -138,7 +138,7 @@ class DBOSTool(BaseTool):
             return dumps(value_to_json(result), f"The tool {self.name!r}")
         except NotRecoverableError:
             # crewAI hands the model str(result): a value JSON cannot hold is recorded as that text.
-            return dumps({"kind": "text", "value": str(result)}, f"The tool {self.name!r}")
+            return dumps(value_to_json(str(result)), f"The tool {self.name!r}")
 
     def _options(self) -> Any:
         options = self.step_config.options(self.step_name)

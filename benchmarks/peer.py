@@ -101,6 +101,10 @@ def _checkpoint_bytes() -> tuple[int, int]:
 
 
 def _checkpointed_kickoff() -> Any:
+    # A checkpointed crew that finished resumes after its last task: each run starts afresh.
+    checkpointed.checkpoint_kickoff_event_id = None
+    for task in checkpointed.tasks:
+        task.output = None
     output = checkpointed.kickoff(inputs={})
     crewai_event_bus.flush()  # checkpoints are written by the event bus's pool: count them in
     return output

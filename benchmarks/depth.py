@@ -50,6 +50,7 @@ from crew_durable import DBOSAgent
 from tools.fake_openai import serve_in_process, tool_call
 
 MARKERS = "CREW_DURABLE_SCALE_MARKERS"
+DEPTHS, QUICK_DEPTHS = "10,100,1000", "10,100,500"
 _DEPTH = re.compile(r"Depth (\d+)\.")
 
 deep = DBOSAgent(
@@ -445,16 +446,22 @@ def report(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--depths", default="10,100,1000")
+    parser.add_argument("--depths", default=DEPTHS)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument(
         "--profile", action="store_true", help="also profile the deepest recovery (py-spy, every thread)"
     )
-    parser.add_argument("--quick", action="store_true", help="1 trial")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 trial, depths 10,100,500 (a 1,000-step run takes minutes to build)",
+    )
     args = parser.parse_args(argv)
     trials = 1 if args.quick else args.trials
-    depths = [int(d) for d in args.depths.split(",")]
+    depths = [
+        int(d) for d in (QUICK_DEPTHS if args.quick and args.depths == DEPTHS else args.depths).split(",")
+    ]
     print(
         f"Recovery at depths {depths}, {trials} trial(s) ({args.backends}); "
         "building the runs takes a while..."

@@ -35,7 +35,7 @@ def main() -> Path:
 
     peer = _latest("peer")
     if peer:
-        labels, values = ["crewAI checkpoints\n(SQLite file)"], [0.0]
+        labels, values = ["crewAI checkpoints\n(JSON files)"], [0.0]
         values[0] = peer["results"][0]["ms_per_completion_over_plain"]["checkpoint"]
         for r in peer["results"]:
             labels.append(f"crew_durable\n({r['backend']})")

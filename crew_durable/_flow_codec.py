@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from crew_durable._errors import NotRecoverableError
 from crew_durable._outputs import crew_output_from_json, crew_output_to_json
-from crew_durable._serialization import JSON, value_from_json, value_to_json
+from crew_durable._serialization import JSON, check_record_format, stamped, value_from_json, value_to_json
 
 _HOW = (
     "A durable flow records what each method receives and returns, and its state after each "
@@ -35,30 +35,33 @@ _HOW = (
 def encode(value: Any, what: str) -> JSON:
     """``value`` as a JSON record; ``what`` names where it came from, for the error."""
     if isinstance(value, CrewOutput):
-        return {"kind": "crew_output", "value": crew_output_to_json(value)}
+        return stamped({"kind": "crew_output", "value": crew_output_to_json(value)})
     if isinstance(value, HumanFeedbackResult):
-        return {
-            "kind": "human_feedback",
-            "value": {
-                "output": encode(value.output, f"{what} (its reviewed output)"),
-                "feedback": value.feedback,
-                "outcome": value.outcome,
-                "timestamp": value.timestamp.isoformat(),
-                "method_name": value.method_name,
-                "metadata": _plain(value.metadata, f"{what} (its metadata)"),
-            },
-        }
+        return stamped(
+            {
+                "kind": "human_feedback",
+                "value": {
+                    "output": encode(value.output, f"{what} (its reviewed output)"),
+                    "feedback": value.feedback,
+                    "outcome": value.outcome,
+                    "timestamp": value.timestamp.isoformat(),
+                    "method_name": value.method_name,
+                    "metadata": _plain(value.metadata, f"{what} (its metadata)"),
+                },
+            }
+        )
     if isinstance(value, enum.Enum):
-        return {"kind": "enum", "enum": _class_path(type(value)), "value": _plain(value.value, what)}
+        return stamped({"kind": "enum", "enum": _class_path(type(value)), "value": _plain(value.value, what)})
     if isinstance(value, BaseModel):
         try:
             return value_to_json(value)
         except NotRecoverableError as error:
             raise NotRecoverableError(f"{what}: {error}") from None
-    return {"kind": "json", "value": _plain(value, what)}
+    return stamped({"kind": "json", "value": _plain(value, what)})
 
 
 def decode(record: JSON) -> Any:
+    check_record_format(record, "a flow's recorded value")
     kind = record["kind"]
     if kind == "crew_output":
         return crew_output_from_json(record["value"])

@@ -7,8 +7,10 @@ process of its own (each defines its own agents and launches DBOS its own
 way), then benchmarks/plot.py. Each prints its tables and writes
 ``benchmarks/results/<name>-<time>.json`` and ``<name>-latest.json``; the
 plot is benchmarks/scale.png. ``--quick`` passes each its own ``--quick``
-(fewer rounds and trials: a few minutes in all); the full run takes about
-15 to 20 minutes on a 2-core machine, most of it building the 1,000-step runs.
+(fewer rounds and trials, depths up to 500 steps: about 10 minutes on a
+2-core machine); the full run takes about 30 minutes, most of it building
+the two 1,000-step runs (the openai SDK's per-request work grows with the
+conversation, so a run's 1,000th completion takes far longer than its first).
 """
 
 from __future__ import annotations

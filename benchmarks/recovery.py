@@ -16,6 +16,11 @@ one against the same system database, as the crash tests do
   same workflow id right after launch, while the kickoff was being
   recovered. DBOS alone would check on it once a second.
 
+Each trial runs both ways, alternating: with crew_durable's prompt
+recovery (``dbos_config``'s default, ``recover_promptly``) and with DBOS's
+own timings (``dbos_config(..., prompt_recovery=False)``), which is all a
+process gets that imports crew_durable without opting in.
+
 Prints a table and writes JSON to benchmarks/results/.
 """
 
@@ -31,15 +36,23 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.databases import create
+from tests.support.harness import PROMPT_RECOVERY
 from tests.support.processes import Harness
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _killed_then(mode: str, app: str, scenario: str, kill_at_request: int, backend: str) -> dict[str, Any]:
+VARIANTS = {"prompt": "1", "dbos": "0"}
+"""crew_durable's prompt recovery, and DBOS's own timings."""
+
+
+def _killed_then(
+    mode: str, app: str, scenario: str, kill_at_request: int, backend: str, variant: str
+) -> dict[str, Any]:
     """SIGKILL a run of ``app`` at a request, then run ``mode`` in a new process; its report."""
     with tempfile.TemporaryDirectory(prefix="crew-durable-recovery-") as directory:
-        harness = Harness(create(backend, Path(directory)), Path(directory))
+        env = {PROMPT_RECOVERY: VARIANTS[variant]}
+        harness = Harness(create(backend, Path(directory)), Path(directory), env=env)
         try:
             workflow_id = f"{app}-{uuid.uuid4()}"
             harness.run_until_killed(app, scenario, workflow_id, pause_at_request=kill_at_request)
@@ -48,35 +61,48 @@ def _killed_then(mode: str, app: str, scenario: str, kill_at_request: int, backe
             harness.database.drop()
 
 
-def resume_delay(backend: str) -> float:
+def resume_delay(backend: str, variant: str) -> float:
     """Seconds from launch to the recovered calculator run's first new step."""
-    report = _killed_then("recover", "calculator", "execute_task", 2, backend)
+    report = _killed_then("recover", "calculator", "execute_task", 2, backend, variant)
     launched = float(report["launched_at"])
     return min(t for t in report["step_started_at"] if t >= launched) - launched
 
 
-def answer_delay(backend: str) -> float:
+def answer_delay(backend: str, variant: str) -> float:
     """Seconds from a recovered kickoff's last step to the return of a caller waiting on it."""
-    report = _killed_then("recall", "newsroom", "kickoff", 3, backend)
+    report = _killed_then("recall", "newsroom", "kickoff", 3, backend, variant)
     return float(report["returned_at"]) - float(report["last_step_completed_at"])
 
 
-def measure(backend: str, trials: int) -> dict[str, Any]:
-    resume = [resume_delay(backend) for _ in range(trials)]
-    answer = [answer_delay(backend) for _ in range(trials)]
-    return {"backend": backend, "trials": trials, "resume_seconds": resume, "answer_seconds": answer}
+def measure(backend: str, trials: int) -> list[dict[str, Any]]:
+    """Both variants, alternating trial by trial."""
+    found: dict[str, dict[str, list[float]]] = {v: {"resume": [], "answer": []} for v in VARIANTS}
+    for _ in range(trials):
+        for variant in VARIANTS:
+            found[variant]["resume"].append(resume_delay(backend, variant))
+            found[variant]["answer"].append(answer_delay(backend, variant))
+    return [
+        {
+            "backend": backend,
+            "variant": variant,
+            "trials": trials,
+            "resume_seconds": found[variant]["resume"],
+            "answer_seconds": found[variant]["answer"],
+        }
+        for variant in VARIANTS
+    ]
 
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| backend | trials | launch to first new step: median / max | last step to caller's answer: "
-        "median / max |",
-        "|---|---|---|---|",
+        "| backend | recovery | trials | launch to first new step: median / max | last step to caller's "
+        "answer: median / max |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
         resume, answer = r["resume_seconds"], r["answer_seconds"]
         lines.append(
-            f"| {r['backend']} | {r['trials']} "
+            f"| {r['backend']} | {r['variant']} | {r['trials']} "
             f"| {statistics.median(resume) * 1000:.0f} / {max(resume) * 1000:.0f} ms "
             f"| {statistics.median(answer) * 1000:.0f} / {max(answer) * 1000:.0f} ms |"
         )
@@ -89,7 +115,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
     print(f"Killing and recovering runs, {args.trials} trials per backend...")
-    results = [measure(backend, args.trials) for backend in args.backends.split(",")]
+    results = [row for backend in args.backends.split(",") for row in measure(backend, args.trials)]
     print()
     print(table(results))
     RESULTS.mkdir(exist_ok=True)

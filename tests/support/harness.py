@@ -49,6 +49,8 @@ LIVE = "HARNESS_LIVE"
 """For cassettes matched in order: how many interactions a killed process already used."""
 """Seconds each replayed request takes, as a model would (0 by default)."""
 APP_VERSION = "HARNESS_APP_VERSION"
+PROMPT_RECOVERY = "HARNESS_PROMPT_RECOVERY"
+"""Set to 0: DBOS's own recovery timings, not ``recover_promptly`` (for benchmarks/recovery.py)."""
 
 
 def _log_and_maybe_pause(pause_at: int | None) -> None:
@@ -109,7 +111,8 @@ def _call(scenario: Callable[[], Any]) -> Any:
 def _configure() -> None:
     version = os.environ.get(APP_VERSION)
     settings = {"application_version": version} if version else {}
-    DBOS(config=dbos_config("crew_durable_harness", **settings))
+    prompt = os.environ.get(PROMPT_RECOVERY, "1") != "0"
+    DBOS(config=dbos_config("crew_durable_harness", prompt_recovery=prompt, **settings))
 
 
 def orphan(workflow_id: str) -> None:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from typing import Any
 
 from dbos import DBOSConfig
 
-from crew_durable._dbos_internals import start_recovery_promptly, wait_for_existing_runs_promptly
-from crew_durable._protocol import FORMAT
+from crew_durable._dbos_internals import (
+    after_launch,
+    start_recovery_promptly,
+    wait_for_existing_runs_promptly,
+)
+from crew_durable._protocol import ATTR_FORMAT, ATTR_RUN, FORMAT
+
+logger = logging.getLogger("crew_durable")
 
 APPLICATION_VERSION = f"crew-durable-r{FORMAT}"
 """The DBOS application version ``dbos_config`` gives, unless told otherwise (see ``dbos_config``)."""
@@ -47,6 +54,7 @@ def dbos_config(
     config: dict[str, Any] = {"name": name, "system_database_url": url, **settings}
     if prompt_recovery:
         recover_promptly()
+    _report_runs_of_other_versions()
     return config  # type: ignore[return-value]
 
 
@@ -78,3 +86,47 @@ def register_workflows() -> None:
     """
     importlib.import_module("crew_durable._crew")
     importlib.import_module("crew_durable._agent")
+    importlib.import_module("crew_durable._flow_run")
+
+
+_reporting_registered = False
+
+
+def _report_runs_of_other_versions() -> None:
+    """At launch, warn about crew_durable runs left pending under another application version.
+
+    DBOS resumes (and dequeues) a run only in a process of the application
+    version it was started under, and says nothing about the others: after
+    a deploy that changed the version, their runs would wait unseen.
+    """
+    global _reporting_registered
+    if _reporting_registered:
+        return
+    _reporting_registered = True
+    after_launch(_warn_about_runs_of_other_versions)
+
+
+def _warn_about_runs_of_other_versions() -> None:
+    from dbos import DBOS
+
+    try:
+        mine = DBOS.application_version
+        waiting = DBOS.list_workflows(status=["PENDING", "ENQUEUED"], load_input=False, load_output=False)
+    except Exception:  # a check, never a failure of the launch
+        logger.debug("Could not list the runs pending under other application versions", exc_info=True)
+        return
+    theirs = [
+        status
+        for status in waiting
+        if status.app_version != mine
+        and ATTR_FORMAT in (status.attributes or {})
+        and (status.attributes or {}).get(ATTR_RUN) == status.workflow_id
+    ]
+    if theirs:
+        versions = ", ".join(sorted({repr(status.app_version) for status in theirs}))
+        logger.warning(
+            f"{len(theirs)} crew_durable run(s) wait under application version {versions}, and this "
+            f"process runs {mine!r}: DBOS resumes a run only in a process of the version it started "
+            "under. Run a process of that version to finish them, or list them with `crew-durable "
+            "runs --status PENDING --status ENQUEUED` and cancel them; see README, Upgrades."
+        )

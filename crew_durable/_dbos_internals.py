@@ -73,6 +73,15 @@ def start_recovery_promptly() -> None:
     registry.register_poller(stop, restore_default)
 
 
+def after_launch(func: Any) -> None:
+    """Run ``func`` on a thread of its own once ``DBOS.launch()`` has started DBOS (now, if it has).
+
+    DBOS starts its registered pollers at the end of a launch; ``func`` is
+    one that returns when done.
+    """
+    _dbos._get_or_create_dbos_registry().register_poller(threading.Event(), func)
+
+
 EXISTING_RUN_POLL_SECONDS = 0.1
 """How often a caller checks on a workflow that is already running (DBOS: 1 s)."""
 

@@ -23,18 +23,21 @@ import json
 import pickle
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crew_durable import RecordFormatError
+from crew_durable import CrewClient, RecordFormatError
 from crew_durable._config import APPLICATION_VERSION
 from crew_durable._protocol import FORMAT
 from crew_durable._serialization import OLDEST_READABLE_FORMAT, value_from_json, value_to_json
 from crew_durable.testing import CrashTestError, RunReport
 from tests.support import ledger
+from tests.support.cassettes import ROOT
 from tools.make_upgrade_fixture import fixture_tester, ledger_counts
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("upgrade-r*.sqlite"))
@@ -223,3 +226,31 @@ def test_a_record_this_code_cannot_read_is_refused_naming_both_formats(
     assert f"application version crew-durable-r{FORMAT}" in message
     for words in says:
         assert words in message
+
+
+def test_a_launch_warns_about_runs_left_to_another_application_version(tmp_path: Path) -> None:
+    """DBOS says nothing about runs it will not resume because they started under another version."""
+    url = f"sqlite:///{tmp_path}/app.sqlite"
+    launch = (
+        "import time\n"
+        "from dbos import DBOS\n"
+        "from crew_durable import dbos_config\n"
+        f"DBOS(config=dbos_config('app', {url!r}))\n"
+        "DBOS.launch()\n"
+        "time.sleep(1)\n"
+        "DBOS.destroy()\n"
+    )
+
+    def launched() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", launch], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stderr
+
+    assert "wait under application version" not in launched()  # creates the database; nothing waits
+    with CrewClient(url) as client:
+        client.enqueue("newsroom", {}, queue_name="crews", application_version="crew-durable-r1")
+    warned = launched()
+    assert "1 crew_durable run(s) wait under application version 'crew-durable-r1'" in warned
+    assert f"this process runs 'crew-durable-r{FORMAT}'" in warned

@@ -257,54 +257,58 @@ def reserve_operation() -> DBOSContext | None:
 
 
 def write_to_run_stream(
-    run_id: str, run_step_id: int, key: str, value: Any, reserved: DBOSContext | None = None
+    run_id: str, run_step_id: int, key: str, events: list[tuple[Any, DBOSContext | None]]
 ) -> None:
-    """From workflow code, append ``value`` to the stream of workflow ``run_id``, exactly once.
+    """From workflow code, append ``events`` to the stream of workflow ``run_id``, each exactly once.
 
     DBOS writes a workflow's stream only from that workflow (or its steps);
     a crew's tasks are child workflows, and their events belong in the
-    crew run's one stream so a reader sees one ordered sequence. The write
+    crew run's one stream so a reader sees one ordered sequence. Each write
     is recorded as an operation of the *current* workflow, in the same
     transaction as the stream row, as ``DBOS.write_stream`` records its own:
-    a replayed run skips it. ``run_step_id`` is the root run's step under
-    which the writing workflow runs; DBOS's fork keeps the stream rows of
-    steps before the fork point.
+    a replayed run skips it. An event comes with the operation it was given
+    when it happened (``reserve_operation``), or ``None`` for the next one
+    now; several events are written in one transaction. ``run_step_id`` is
+    the root run's step under which the writing workflow runs; DBOS's fork
+    keeps the stream rows of steps before the fork point.
     """
-    ctx = reserved if reserved is not None else snapshot_step_context(reserve_sleep_id=False)
-    if ctx is None or not ctx.workflow_id:
-        raise RuntimeError("write_to_run_stream() must be called from workflow code")
-    if run_id == ctx.workflow_id:
-        run_step_id = ctx.function_id
     sys_db = _system_database()
-    serialized, serialization = serialize_value(
-        value, WorkflowSerializationFormat.PORTABLE, sys_db.serializer
-    )
-    insert = sys_db._stream_insert_stmt(run_id, run_step_id, key, serialized, serialization)
+    writes = []
+    for value, reserved in events:
+        ctx = reserved if reserved is not None else snapshot_step_context(reserve_sleep_id=False)
+        if ctx is None or not ctx.workflow_id:
+            raise RuntimeError("write_to_run_stream() must be called from workflow code")
+        step = ctx.function_id if run_id == ctx.workflow_id else run_step_id
+        serialized, serialization = serialize_value(
+            value, WorkflowSerializationFormat.PORTABLE, sys_db.serializer
+        )
+        writes.append((ctx, sys_db._stream_insert_stmt(run_id, step, key, serialized, serialization)))
     started = int(time.time() * 1000)
     while True:
         try:
             with sys_db.engine.begin() as connection:
-                recorded = sys_db._check_operation_execution_txn(
-                    ctx.workflow_id, ctx.function_id, STREAM_EVENT_STEP, conn=connection
-                )
-                if recorded is not None:
-                    sys_db._raise_recorded_error(recorded)
-                    return
-                connection.execute(insert)
-                sys_db._record_operation_result_txn(
-                    {
-                        "workflow_uuid": ctx.workflow_id,
-                        "function_id": ctx.function_id,
-                        "function_name": STREAM_EVENT_STEP,
-                        "started_at_epoch_ms": started,
-                        "output": None,
-                        "error": None,
-                        "serialization": None,
-                        "child_workflow_id": None,
-                    },
-                    int(time.time() * 1000),
-                    conn=connection,
-                )
+                for ctx, insert in writes:
+                    recorded = sys_db._check_operation_execution_txn(
+                        ctx.workflow_id, ctx.function_id, STREAM_EVENT_STEP, conn=connection
+                    )
+                    if recorded is not None:
+                        sys_db._raise_recorded_error(recorded)
+                        continue  # written before this replay
+                    connection.execute(insert)
+                    sys_db._record_operation_result_txn(
+                        {
+                            "workflow_uuid": ctx.workflow_id,
+                            "function_id": ctx.function_id,
+                            "function_name": STREAM_EVENT_STEP,
+                            "started_at_epoch_ms": started,
+                            "output": None,
+                            "error": None,
+                            "serialization": None,
+                            "child_workflow_id": None,
+                        },
+                        int(time.time() * 1000),
+                        conn=connection,
+                    )
         except sa.exc.IntegrityError as error:
             if sys_db._is_unique_constraint_violation(error):
                 continue  # a concurrent writer took that offset; the insert computes the next one

@@ -118,6 +118,7 @@ class DBOSLLM(BaseLLM):
         }
         if not in_workflow():
             return self._adopt(self._complete(messages, kwargs))
+        _stream.flush()  # what happened before this completion (a tool's end) is in the stream first
         completion = _stream.next_completion_id()
         try:
             record = DBOS.run_step(self._options(), self._complete, messages, kwargs)
@@ -146,6 +147,7 @@ class DBOSLLM(BaseLLM):
         }
         if not in_workflow():
             return self._adopt(await self._acomplete(messages, kwargs))
+        _stream.flush()
         # The step ids (the completion's, and its event's) are taken before the
         # first await, so completions started together (asyncio.gather) are
         # numbered in the order they were started.

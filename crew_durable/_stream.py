@@ -78,12 +78,20 @@ def current() -> RunStream | None:
 
 @contextmanager
 def writing_to(stream: RunStream) -> Iterator[RunStream]:
-    """Send the events of the workflow code in this block to ``stream``."""
+    """Send the events of the workflow code in this block to ``stream``; write deferred ones at its end."""
     token = _current.set(stream)
     try:
         yield stream
+        flush()
+    except BaseException:
+        with suppress(Exception):  # a failed or cancelled run: its replay, if any, writes them
+            flush()
+        _pending.pop(stream.workflow_id, None)
+        raise
     finally:
         _current.reset(token)
+        with _writing_guard:
+            _writing.pop(stream.workflow_id, None)
 
 
 def stream_for(spec_stream: dict[str, Any] | None, agent: str | None, task: str | None) -> RunStream:
@@ -117,6 +125,23 @@ def reserve() -> Slot | None:
     return Slot(reserve_operation())
 
 
+DEFERRED = frozenset({"llm_finished", "tool_finished"})
+"""Events written with the workflow's next event, or before its next completion, in one transaction.
+
+Each takes its place among the workflow's operations when it happens, so a
+replay numbers everything the same; only its write waits, for what nearly
+always follows at once (a tool's start after a completion, a task's end
+after its last completion, the next completion after a tool). A crash
+before the write loses nothing: the replay comes back to the event and
+writes it then.
+"""
+
+_pending: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+"""Deferred events by workflow id, each with the operation it took."""
+_writing: dict[str, threading.Lock] = {}
+_writing_guard = threading.Lock()
+
+
 def emit(
     kind: EventKind,
     *,
@@ -140,7 +165,34 @@ def emit(
         data=data,
     )
     reserved = slot.reserved if slot is not None else None
-    write_to_run_stream(stream.run_id, stream.run_step_id, STREAM_KEY, record, reserved)
+    if kind in DEFERRED:
+        taken = reserved if reserved is not None else reserve_operation()
+        with _lock_of(stream.workflow_id):
+            _pending.setdefault(stream.workflow_id, []).append((record, taken))
+        return
+    _write(stream, [(record, reserved)])
+
+
+def flush() -> None:
+    """Write the current workflow's deferred events now (before a completion, at the end of its code)."""
+    stream = _current.get()
+    if stream is not None and DBOS.workflow_id is not None and DBOS.step_id is None:
+        _write(stream, [])
+
+
+def _write(stream: RunStream, events: list[tuple[dict[str, Any], Any]]) -> None:
+    with _lock_of(stream.workflow_id):  # in order, whichever thread of the workflow writes
+        waiting = _pending.pop(stream.workflow_id, [])
+        if waiting or events:
+            write_to_run_stream(stream.run_id, stream.run_step_id, STREAM_KEY, [*waiting, *events])
+
+
+def _lock_of(workflow_id: str) -> threading.Lock:
+    with _writing_guard:
+        lock = _writing.get(workflow_id)
+        if lock is None:
+            lock = _writing[workflow_id] = threading.Lock()
+        return lock
 
 
 @contextmanager

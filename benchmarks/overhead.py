@@ -155,19 +155,8 @@ def end_to_end(backend: str, rounds: int, completions: int) -> dict[str, Any]:
             "durable": lambda: durable.execute_task(durable_task),
             "dbos": lambda: bare_workflow(payload, records),
         }
-        timings: dict[str, list[float]] = {name: [] for name in runs}
-        cpu: dict[str, list[float]] = {name: [] for name in runs}
         rss_before = _rss_mb()
-        for round_number in range(rounds):
-            shift = round_number % len(runs)
-            for name in list(runs)[shift:] + list(runs)[:shift]:
-                gc.collect()  # as timeit does: no run pays for another's garbage
-                gc.disable()
-                started, started_cpu = time.perf_counter(), time.process_time()
-                runs[name]()
-                timings[name].append((time.perf_counter() - started) * 1000)
-                cpu[name].append((time.process_time() - started_cpu) * 1000)
-                gc.enable()
+        timings, cpu = alternating(runs, rounds)
         rss_growth = _rss_mb() - rss_before
     finally:
         server.__exit__(None, None, None)
@@ -210,6 +199,31 @@ class StubLLM(BaseLLM):
         return [
             {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"key": 1}'}}
         ]
+
+
+def alternating(
+    runs: dict[str, Callable[[], Any]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU ms of each run, ``rounds`` times, in an order that rotates round by round.
+
+    Variants alternate so drift of the machine hits them alike; as timeit
+    does, each run starts after a collection, with the collector off.
+    """
+    timings: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for round_number in range(rounds):
+        shift = round_number % len(runs)
+        for name in list(runs)[shift:] + list(runs)[:shift]:
+            gc.collect()
+            gc.disable()
+            started, started_cpu = time.perf_counter(), time.process_time()
+            try:
+                runs[name]()
+            finally:
+                gc.enable()
+            timings[name].append((time.perf_counter() - started) * 1000)
+            cpu[name].append((time.process_time() - started_cpu) * 1000)
+    return timings, cpu
 
 
 def own_code(completions: int, repeats: int = 2000) -> dict[str, Any]:

@@ -33,22 +33,19 @@ Prints a table and writes JSON to benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _scale  # sets crewAI's quiet environment first  # isort: skip
+from benchmarks import _scale, overhead  # sets crewAI's quiet environment first  # isort: skip
 
 from crewai import Agent, Crew, Task
 from crewai.events.event_bus import crewai_event_bus
 from crewai.state import CheckpointConfig, JsonProvider
 from crewai.tools import BaseTool
 
-from benchmarks import overhead
 from crew_durable import DBOSCrew
 from tools.fake_openai import serve_in_process
 
@@ -117,20 +114,11 @@ def measure(backend: str, rounds: int) -> dict[str, Any]:
         "checkpoint": _checkpointed_kickoff,
         "durable": lambda: durable.kickoff(inputs={}),
     }
-    timings: dict[str, list[float]] = {name: [] for name in runs}
     try:
         with _scale.launched(url):
             for run in runs.values():
                 run()  # warm up
-            for round_number in range(rounds):
-                shift = round_number % len(runs)
-                for name in list(runs)[shift:] + list(runs)[:shift]:
-                    gc.collect()
-                    gc.disable()
-                    started = time.perf_counter()
-                    runs[name]()
-                    timings[name].append((time.perf_counter() - started) * 1000)
-                    gc.enable()
+            timings, _ = overhead.alternating(runs, rounds)
             before = sum(_scale.payload_bytes(url).values())
             durable.kickoff(inputs={})
             durable_bytes = sum(_scale.payload_bytes(url).values()) - before

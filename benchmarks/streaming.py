@@ -18,7 +18,6 @@ Prints a table and writes JSON to benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -72,16 +71,7 @@ def measure(backend: str, rounds: int, completions: int) -> dict[str, Any]:
         }
         for run in runs.values():  # warm up every path
             run()
-        timings: dict[str, list[float]] = {name: [] for name in runs}
-        for round_number in range(rounds):
-            shift = round_number % len(runs)
-            for name in list(runs)[shift:] + list(runs)[:shift]:
-                gc.collect()
-                gc.disable()
-                started = time.perf_counter()
-                runs[name]()
-                timings[name].append((time.perf_counter() - started) * 1000)
-                gc.enable()
+        timings, _ = overhead.alternating(runs, rounds)
     finally:
         server.__exit__(None, None, None)
         DBOS.destroy(destroy_registry=False)

@@ -12,7 +12,6 @@ recorded.
 from __future__ import annotations
 
 import enum
-import importlib
 import json
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from crewai.flow.human_feedback import HumanFeedbackResult
 from pydantic import BaseModel
 
 from crew_durable._errors import NotRecoverableError
+from crew_durable._output_models import object_at
 from crew_durable._outputs import crew_output_from_json, crew_output_to_json
 from crew_durable._serialization import JSON, check_record_format, stamped, value_from_json, value_to_json
 
@@ -76,10 +76,10 @@ def decode(record: JSON) -> Any:
             metadata=data["metadata"],
         )
     if kind == "enum":
-        try:
-            return _import_class(record["enum"])(record["value"])
-        except (ImportError, AttributeError, ValueError):
-            return record["value"]  # routes the same: crewAI routes on an enum's value
+        cls = object_at(record["enum"])
+        if isinstance(cls, type) and issubclass(cls, enum.Enum):
+            return cls(record["value"])
+        return record["value"]  # routes the same: crewAI routes on an enum's value
     return value_from_json(record)
 
 
@@ -112,11 +112,3 @@ def _plain(value: Any, what: str) -> JSON:
 
 def _class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _import_class(path: str) -> Any:
-    module, _, qualname = path.partition(":")
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target

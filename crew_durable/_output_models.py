@@ -92,7 +92,8 @@ def model_from_reference(reference: ModelRef) -> type[BaseModel]:
         return rebuilt
 
 
-def _imported(path: str) -> type[BaseModel] | None:
+def object_at(path: str) -> Any:
+    """The object a ``module:qualname`` path names, or ``None`` if it cannot be imported by it."""
     module_name, _, qualname = path.partition(":")
     if "<locals>" in qualname:
         return None
@@ -102,6 +103,11 @@ def _imported(path: str) -> type[BaseModel] | None:
             target = getattr(target, part)
     except (ImportError, AttributeError, ValueError):
         return None
+    return target
+
+
+def _imported(path: str) -> type[BaseModel] | None:
+    target = object_at(path)
     return target if isinstance(target, type) and issubclass(target, BaseModel) else None
 
 

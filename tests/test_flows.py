@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -446,3 +447,18 @@ class StreamingFlow(Flow[dict[str, Any]]):
 def test_a_streaming_flow_is_refused_when_it_is_wrapped(launched: Database) -> None:
     with pytest.raises(CrewDurableError, match=r"stream=True.*CrewClient\.stream\(run_id\)"):
         DBOSFlow(flow_name="streaming", flow=StreamingFlow)
+
+
+class Route(enum.Enum):
+    PUBLISH = "publish"
+
+
+def test_a_routers_enum_decision_comes_back_as_itself_or_as_the_value_it_routes_on() -> None:
+    from crew_durable._flow_codec import decode, encode
+
+    assert decode(encode(Route.PUBLISH, "a router")) is Route.PUBLISH
+
+    class Local(enum.Enum):  # not importable by path: the value, on which crewAI routes
+        HOLD = "hold"
+
+    assert decode(encode(Local.HOLD, "a router")) == "hold"

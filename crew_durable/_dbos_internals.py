@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -257,8 +257,12 @@ def reserve_operation() -> DBOSContext | None:
 
 
 def write_to_run_stream(
-    run_id: str, run_step_id: int, key: str, events: list[tuple[Any, DBOSContext | None]]
-) -> None:
+    run_id: str,
+    run_step_id: int,
+    key: str,
+    events: list[tuple[Any, DBOSContext | None]],
+    recorded: Container[int] = (),
+) -> bool:
     """From workflow code, append ``events`` to the stream of workflow ``run_id``, each exactly once.
 
     DBOS writes a workflow's stream only from that workflow (or its steps);
@@ -271,6 +275,11 @@ def write_to_run_stream(
     now; several events are written in one transaction. ``run_step_id`` is
     the root run's step under which the writing workflow runs; DBOS's fork
     keeps the stream rows of steps before the fork point.
+
+    ``recorded`` holds operations of the writing workflow known to be
+    recorded stream events (:func:`recorded_stream_events`): a replay skips
+    those without reading them one by one. Returns whether any event was
+    found already written, that is, whether this is a replay.
     """
     sys_db = _system_database()
     writes = []
@@ -278,23 +287,30 @@ def write_to_run_stream(
         ctx = reserved if reserved is not None else snapshot_step_context(reserve_sleep_id=False)
         if ctx is None or not ctx.workflow_id:
             raise RuntimeError("write_to_run_stream() must be called from workflow code")
+        if ctx.function_id in recorded:
+            continue
         step = ctx.function_id if run_id == ctx.workflow_id else run_step_id
         serialized, serialization = serialize_value(
             value, WorkflowSerializationFormat.PORTABLE, sys_db.serializer
         )
         writes.append((ctx, sys_db._stream_insert_stmt(run_id, step, key, serialized, serialization)))
+    if not writes:
+        return len(events) > 0
     started = int(time.time() * 1000)
     while True:
+        replayed = inserted = False
         try:
             with sys_db.engine.begin() as connection:
                 for ctx, insert in writes:
-                    recorded = sys_db._check_operation_execution_txn(
+                    found = sys_db._check_operation_execution_txn(
                         ctx.workflow_id, ctx.function_id, STREAM_EVENT_STEP, conn=connection
                     )
-                    if recorded is not None:
-                        sys_db._raise_recorded_error(recorded)
+                    if found is not None:
+                        sys_db._raise_recorded_error(found)
+                        replayed = True
                         continue  # written before this replay
                     connection.execute(insert)
+                    inserted = True
                     sys_db._record_operation_result_txn(
                         {
                             "workflow_uuid": ctx.workflow_id,
@@ -313,8 +329,20 @@ def write_to_run_stream(
             if sys_db._is_unique_constraint_violation(error):
                 continue  # a concurrent writer took that offset; the insert computes the next one
             raise
-        sys_db._signal_notification(_dbos_streams_channel, f"{run_id}::{key}")
-        return
+        if inserted:
+            sys_db._signal_notification(_dbos_streams_channel, f"{run_id}::{key}")
+        return replayed
+
+
+def recorded_stream_events(workflow_id: str) -> frozenset[int]:
+    """The operations of ``workflow_id`` recorded as stream events, in one read (for its replay)."""
+    sys_db = _system_database()
+    outputs = sys_db.tables.operation_outputs
+    query = sa.select(outputs.c.function_id).where(
+        *sys_db._wf(outputs, workflow_id), outputs.c.function_name == STREAM_EVENT_STEP
+    )
+    with sys_db.engine.connect() as connection:
+        return frozenset(int(row[0]) for row in connection.execute(query))
 
 
 def write_live_to_run_stream(run_id: str, run_step_id: int, key: str, value: Any) -> None:

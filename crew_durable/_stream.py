@@ -36,6 +36,7 @@ from dbos import DBOS
 
 from crew_durable._dbos_internals import (
     next_step_id,
+    recorded_stream_events,
     reserve_operation,
     workflow_attributes,
     write_live_to_run_stream,
@@ -92,6 +93,7 @@ def writing_to(stream: RunStream) -> Iterator[RunStream]:
         _current.reset(token)
         with _writing_guard:
             _writing.pop(stream.workflow_id, None)
+            _recorded.pop(stream.workflow_id, None)
 
 
 def stream_for(spec_stream: dict[str, Any] | None, agent: str | None, task: str | None) -> RunStream:
@@ -139,6 +141,8 @@ writes it then.
 _pending: dict[str, list[tuple[dict[str, Any], Any]]] = {}
 """Deferred events by workflow id, each with the operation it took."""
 _writing: dict[str, threading.Lock] = {}
+_recorded: dict[str, frozenset[int]] = {}
+"""By workflow id, the operations a replayed workflow had recorded as events: skipped unread."""
 _writing_guard = threading.Lock()
 
 
@@ -183,8 +187,14 @@ def flush() -> None:
 def _write(stream: RunStream, events: list[tuple[dict[str, Any], Any]]) -> None:
     with _lock_of(stream.workflow_id):  # in order, whichever thread of the workflow writes
         waiting = _pending.pop(stream.workflow_id, [])
-        if waiting or events:
-            write_to_run_stream(stream.run_id, stream.run_step_id, STREAM_KEY, [*waiting, *events])
+        if not (waiting or events):
+            return
+        known = _recorded.get(stream.workflow_id)
+        replayed = write_to_run_stream(
+            stream.run_id, stream.run_step_id, STREAM_KEY, [*waiting, *events], known or ()
+        )
+        if replayed and known is None:  # a replay: read the rest of its recorded events at once
+            _recorded[stream.workflow_id] = recorded_stream_events(stream.workflow_id)
 
 
 def _lock_of(workflow_id: str) -> threading.Lock:

@@ -6,19 +6,31 @@ import threading
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
+from crewai import Agent, Task
 from crewai.crews.crew_output import CrewOutput
+from crewai.tools import tool
 from crewai.types.streaming import CrewStreamingOutput
-from dbos import SetWorkflowID
+from dbos import DBOS, SetWorkflowID
 
-from crew_durable import CrewClient, DatabaseNotReadyError, StreamEvent, UnknownRunError, kept_tokens
+from crew_durable import (
+    CrewClient,
+    DatabaseNotReadyError,
+    DBOSAgent,
+    StreamEvent,
+    UnknownRunError,
+    kept_tokens,
+)
+from crew_durable import _dbos_internals as internals
 from tests.support import harness, ledger
 from tests.support.apps import checkout, ticker
-from tests.support.cassettes import FAKE_PORT, played, replay
+from tests.support.cassettes import FAKE_PORT, fake_llm, played, replay
 from tests.support.databases import Database
 from tests.support.people import answering
 from tests.support.processes import Harness
-from tools.fake_openai import serve
+from tools.fake_openai import serve, tool_call
 
 
 class Reader:
@@ -143,3 +155,66 @@ def test_a_streaming_crew_returns_crewais_streaming_output_from_its_durable_stre
         assert [c.content for c in again] == [c.content for c in chunks]
     assert again.result.raw == streaming.result.raw
     assert played(cassette) == 0
+
+
+LOOKUPS = 12
+
+
+@tool
+def look_up(key: int) -> str:
+    """Look a key up."""
+    return f"value of {key}"
+
+
+looker = DBOSAgent(
+    agent_name="streams.looker",
+    orig_agent=Agent(
+        role="Looker", goal="Look keys up", backstory="Patient.", tools=[look_up], llm=fake_llm()
+    ),
+)
+
+
+def _looking(body: dict[str, Any]) -> dict[str, Any]:
+    done = sum(1 for m in body["messages"] if m["role"] == "tool")
+    if done < LOOKUPS:
+        return {"tool_calls": [tool_call("look_up", {"key": done}, f"call_{done}")]}
+    return {"content": f"looked up {done} keys"}
+
+
+def test_a_replay_reads_its_recorded_events_at_once_not_one_by_one(
+    launched: Database, fixed_ports: None
+) -> None:
+    """A fork from the last completion replays 12 completions and their 36 events, each written once."""
+    run_id = f"looker-{uuid.uuid4()}"
+    task = Task(description="Look up keys until told.", expected_output="a count", agent=looker)
+    with serve(_looking, port=FAKE_PORT) as server, SetWorkflowID(run_id):
+        assert looker.execute_task(task) == f"looked up {LOOKUPS} keys"
+        completions = [
+            s["function_id"] for s in DBOS.list_workflow_steps(run_id) if s["function_name"].endswith(".llm")
+        ]
+        assert len(completions) == LOOKUPS + 1
+
+        engine = internals._system_database().engine
+        reads: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "operation_outputs" in statement:
+                reads.append(statement)
+
+        requests = len(server.requests)
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            fork = DBOS.fork_workflow(run_id, completions[-1])
+            assert fork.get_result()["output"]["value"] == f"looked up {LOOKUPS} keys"  # the run record
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        assert len(server.requests) == requests + 1  # only the forked completion
+
+    # DBOS reads each of the 12 replayed completions, and the new one and its 2 events after the
+    # fork point; the 36 events replayed with them cost 2 reads in all (one by one, 36).
+    assert len(reads) <= LOOKUPS + 3 + 3, "\n".join(" ".join(r.split())[:120] for r in reads)
+    with CrewClient(launched.url) as client:
+        events = [e for e in client.stream(fork.workflow_id) if e.kind != "token"]
+    kinds = Counter(e.kind for e in events)
+    assert kinds["llm_finished"] == LOOKUPS + 1 and kinds["tool_started"] == kinds["tool_finished"] == LOOKUPS
+    assert [e.offset for e in events] == sorted({e.offset for e in events})  # each once, in order

@@ -321,6 +321,8 @@ def measure(
                     profiled = directory / f"profile-{backend}-{depth}.txt"
                     recover("durable", depth, backend, url, workflow_id, directory, markers, sizes, profiled)
                     summary, profile_ms = summarize(profiled, depth)
+                    _scale.RESULTS.mkdir(exist_ok=True)
+                    shutil.copy(profiled, _scale.RESULTS / f"depth-profile-{backend}-{depth}.raw")
                     (_scale.RESULTS / f"depth-profile-{backend}-{depth}.txt").write_text(summary)
                     print(summary)
             finally:

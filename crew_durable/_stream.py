@@ -34,6 +34,7 @@ from crewai.events.types.llm_events import LLMStreamChunkEvent
 from crewai.llms.base_llm import BaseLLM
 from dbos import DBOS
 
+from crew_durable._crewai_internals import event_handler_tables
 from crew_durable._dbos_internals import (
     next_step_id,
     recorded_stream_events,
@@ -275,7 +276,6 @@ class TokenWriter:
 
 
 _token_writer: ContextVar[TokenWriter | None] = ContextVar("crew_durable_token_writer", default=None)
-_handler_registered = False
 _handler_lock = threading.Lock()
 
 
@@ -286,17 +286,20 @@ def _on_chunk(_: Any, event: BaseEvent) -> None:
 
 
 def _listen_for_chunks() -> None:
-    """Register the chunk listener once, the first time a durable completion streams.
+    """Register the chunk listener if crewAI's event bus does not have it (first use, or scopes).
 
     crewAI calls stream-chunk handlers synchronously in the thread that
     streams, so the listener sees the completion step's context and writes
-    only for the step in progress; for anything else it does nothing.
+    only for the step in progress; for anything else it does nothing. It is
+    looked for on every streaming completion, not remembered: a
+    ``crewai_event_bus.scoped_handlers()`` block takes every handler away
+    while it runs and drops those registered inside it when it ends.
     """
-    global _handler_registered
+    if _on_chunk in event_handler_tables()[0].get(LLMStreamChunkEvent, ()):
+        return
     with _handler_lock:
-        if not _handler_registered:
+        if _on_chunk not in event_handler_tables()[0].get(LLMStreamChunkEvent, ()):
             crewai_event_bus.register_handler(LLMStreamChunkEvent, _on_chunk)
-            _handler_registered = True
 
 
 @contextmanager

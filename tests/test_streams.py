@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from crewai import Agent, Task
 from crewai.crews.crew_output import CrewOutput
+from crewai.events.event_bus import crewai_event_bus
 from crewai.tools import tool
 from crewai.types.streaming import CrewStreamingOutput
 from dbos import DBOS, SetWorkflowID
@@ -155,6 +156,19 @@ def test_a_streaming_crew_returns_crewais_streaming_output_from_its_durable_stre
         assert [c.content for c in again] == [c.content for c in chunks]
     assert again.result.raw == streaming.result.raw
     assert played(cassette) == 0
+
+
+def test_tokens_stream_after_a_crewai_scoped_handlers_block_dropped_the_listener(launched: Database) -> None:
+    """crewAI's ``scoped_handlers()`` hides every handler inside it and drops those registered there."""
+
+    def streamed() -> str:
+        with replay("ticker.kickoff"), SetWorkflowID(f"ticker-{uuid.uuid4()}"):
+            return "".join(c.content for c in ticker.ticker.kickoff(inputs={"event": "launch"}))
+
+    answer = "Thought: say it\nFinal Answer: The launch is on, and it is durable."
+    with crewai_event_bus.scoped_handlers():
+        assert streamed() == answer  # the listener registered inside the block
+    assert streamed() == answer  # and again after the block took it away
 
 
 LOOKUPS = 12

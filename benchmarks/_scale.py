@@ -126,9 +126,11 @@ def payload_bytes(url: str) -> dict[str, int]:
 
 
 def disk_bytes(url: str) -> int:
-    """What the system database takes on disk: the SQLite file (and its WAL), or pg_database_size."""
+    """The system database on disk: the SQLite file (log checkpointed first), or pg_database_size."""
     if url.startswith("sqlite"):
         path = Path(url.removeprefix("sqlite:///"))
+        with sqlite3.connect(path) as connection:  # the log holds recent commits until a checkpoint
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
     with psycopg.connect(url, autocommit=True) as connection:
         return int(connection.execute("SELECT pg_database_size(current_database())").fetchone()[0])

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -184,10 +183,20 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="upgrade-fixture-") as work:
         database, manifest = make(Path(work))
-        shutil.copyfile(database, target)
+        _save_as_one_file(database, target)
     target.with_suffix(".json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     print(f"{target} ({target.stat().st_size // 1024} KiB), {len(manifest['runs'])} pending runs")
     _show(manifest["runs"])
+
+
+def _save_as_one_file(database: Path, target: Path) -> None:
+    """Copy ``database`` with what its killed processes left in its write-ahead log, as one file."""
+    target.unlink(missing_ok=True)
+    with sqlite3.connect(database) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")
+    with sqlite3.connect(target) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
 def _show(runs: list[Mapping[str, Any]]) -> None:

@@ -46,7 +46,9 @@ def test_the_first_connection_switches_a_database_and_later_ones_keep_it(tmp_pat
     path = tmp_path / "app.sqlite"
     sqlite3.connect(path).execute("CREATE TABLE t (x INTEGER)").connection.close()
     assert _journal_mode(path) == "delete"  # SQLite's default, DBOS's too
-    sqlite3.connect(path, factory=WriteAheadLogConnection).close()
+    switched = sqlite3.connect(path, factory=WriteAheadLogConnection)
+    assert switched.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: each commit synced
+    switched.close()
     assert _journal_mode(path) == "wal"  # a plain connection (a CrewClient's) finds it so
     memory = sqlite3.connect(":memory:", factory=WriteAheadLogConnection)
     assert memory.execute("PRAGMA journal_mode").fetchone()[0] == "memory"  # no log, no error

@@ -13,7 +13,7 @@ and a durable run's steps and events commit many times (see README,
 The mode is a property of the database file, kept across connections and
 processes once set, so a ``CrewClient`` or another worker on the same file
 uses it too. It is set by the first connection DBOS opens: each connection
-DBOS's engine makes is an :class:`WriteAheadLogConnection`, through
+DBOS's engine makes is a :class:`WriteAheadLogConnection`, through
 ``db_engine_kwargs["connect_args"]["factory"]`` (SQLAlchemy passes
 ``connect_args`` to ``sqlite3.connect``).
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import pickle
-import subprocess
-import sys
 import threading
 import uuid
 from typing import Any
@@ -20,8 +17,9 @@ from dbos import DBOS, SetWorkflowID
 from crew_durable import DBOSAgent, RecordedError
 from crew_durable._errors import rebuilt, unwrap_step_error
 from tests.support.apps import rejected
-from tests.support.cassettes import API_KEY, FAKE_PORT, ROOT, fake_llm, played, replay
+from tests.support.cassettes import API_KEY, FAKE_PORT, fake_llm, played, replay
 from tests.support.databases import Database
+from tests.support.processes import last_json, run_python
 from tests.support.steps import work_steps
 from tools.fake_openai import serve, tool_call
 
@@ -124,15 +122,7 @@ def test_a_new_process_replaying_the_run_catches_the_same_type(launched: Databas
     ):
         rejected.execute_task()
 
-    completed = subprocess.run(
-        [sys.executable, "-c", _REPLAY_IN_NEW_PROCESS, launched.url, workflow_id],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report = last_json(run_python(_REPLAY_IN_NEW_PROCESS, launched.url, workflow_id))
     assert report == {
         "caught": "AuthenticationError",
         "recorded": True,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,9 +18,9 @@ from crew_durable._output_models import (
 )
 from tests.support import harness, ledger
 from tests.support.apps import inspector
-from tests.support.cassettes import FAKE_PORT, ROOT
+from tests.support.cassettes import FAKE_PORT
 from tests.support.databases import Database
-from tests.support.processes import Harness
+from tests.support.processes import Harness, last_json, run_python
 from tools.fake_openai import serve
 
 
@@ -112,15 +109,7 @@ def test_a_crew_with_local_models_killed_mid_task_recovers_with_equivalent_model
         "print(json.dumps({'type': type(verdict).__qualname__, 'module': type(verdict).__module__,\n"
         "                  'verdict': verdict.model_dump(), 'app': app}))\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script, system_database.url, run_id],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report = last_json(run_python(script, system_database.url, run_id))
     assert report["type"] == "build.<locals>.Verdict"
     assert report["module"] == "tests.support.apps.inspector"
     assert report["verdict"] == recovered["result"]["verdict"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -13,9 +11,8 @@ import pytest
 from crew_durable import dbos_config
 from crew_durable._sqlite import WriteAheadLogConnection
 from tests.support import ledger
-from tests.support.cassettes import ROOT
 from tests.support.databases import create
-from tests.support.processes import Harness
+from tests.support.processes import Harness, run_python
 
 
 def _journal_mode(path: Path) -> str:
@@ -83,8 +80,5 @@ def test_a_launched_process_leaves_the_database_in_the_mode_asked(
         "DBOS.launch()\n"
         "DBOS.destroy()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_python(script)
     assert _journal_mode(path) == mode

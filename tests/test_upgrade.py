@@ -23,8 +23,6 @@ import json
 import pickle
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from crew_durable._protocol import FORMAT
 from crew_durable._serialization import OLDEST_READABLE_FORMAT, value_from_json, value_to_json
 from crew_durable.testing import CrashTestError, RunReport
 from tests.support import ledger
-from tests.support.cassettes import ROOT
+from tests.support.processes import run_python
 from tools.make_upgrade_fixture import fixture_tester, ledger_counts
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("upgrade-r*.sqlite"))
@@ -242,11 +240,7 @@ def test_a_launch_warns_about_runs_left_to_another_application_version(tmp_path:
     )
 
     def launched() -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", launch], cwd=ROOT, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stderr
+        return run_python(launch).stderr
 
     assert "wait under application version" not in launched()  # creates the database; nothing waits
     with CrewClient(url) as client:

@@ -41,6 +41,20 @@ CASSETTE = "CREW_DURABLE_TEST_CASSETTE"
 """Environment: the project cassette each crash-test process replays (see :func:`crash_tester`)."""
 
 
+def run_python(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a new interpreter at the project root; it must succeed (its stderr says why not)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def last_json(done: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON report a script printed last."""
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _preloadable_apps() -> tuple[str, ...]:
     """The test apps a fork server may import (not those that open files at import)."""
     return tuple(
